@@ -1,0 +1,309 @@
+"""A PHYSLITE file: its branches, their types and sizes, and reading them into awkward arrays.
+
+The file's metadata (header, streamers, the TTree and its branches) is parsed with uproot; the baskets are read
+and decoded by physlite's own kernels, several branches at a time on all cores.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from physlite.decode import branch as branch_decoder
+from physlite.decode.baskets import FIRST_ENTRY, NEVBUF, STATUS_MESSAGES, TABLE_COLUMNS, read_basket_table
+from physlite.decode.layouts import Layout, classify
+from physlite.errors import (
+    BranchNotFoundError,
+    CorruptDataError,
+    NotROOTFileError,
+    PhysliteError,
+    TreeNotFoundError,
+    UnsupportedTypeError,
+)
+from physlite.io import open_source
+
+DEFAULT_TREE = "CollectionTree"
+
+
+def default_threads() -> int:
+    """Decoding threads: ``PHYSLITE_THREADS`` if set, else the cores this process may use."""
+    setting = os.environ.get("PHYSLITE_THREADS")
+    if setting:
+        try:
+            return max(1, int(setting))
+        except ValueError:
+            raise PhysliteError(f"PHYSLITE_THREADS={setting!r} is not a number of threads") from None
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class BranchInfo:
+    """What physlite knows about one readable branch (a leaf, or a split ElementLink vector)."""
+
+    name: str
+    typename: str
+    layout: Layout | None  # None: no decoder for this type
+    unsupported_reason: str | None
+    seeks: np.ndarray
+    nbytes: np.ndarray
+    first_entries: np.ndarray  # one per basket, plus the entry after the last
+    compressed_bytes: int
+    uncompressed_bytes: int
+    members: tuple[BranchInfo, ...] = ()  # .m_persKey and .m_persIndex of a split ElementLink vector
+
+
+def _basket_arrays(branch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = branch.num_baskets
+    seeks = np.asarray(branch.member("fBasketSeek")[:n], np.int64)
+    nbytes = np.asarray(branch.member("fBasketBytes")[:n], np.int64)
+    entries = np.asarray(branch.member("fBasketEntry")[: n + 1], np.int64).copy()
+    entries[n] = branch.num_entries
+    return seeks, nbytes, entries
+
+
+def _info(branch, layout: Layout | None = None, reason: str | None = None, members=()) -> BranchInfo:
+    seeks, nbytes, entries = _basket_arrays(branch)
+    if layout is None and reason is None:
+        try:
+            layout = classify(branch.typename, branch.interpretation)
+        except UnsupportedTypeError as error:
+            reason = str(error)
+        except Exception as error:  # uproot could not even interpret the streamer
+            reason = f"no decoder for type {branch.typename} ({error})"
+    if layout is not None and len(branch.embedded_baskets or ()) > 0:
+        layout, reason = None, "baskets embedded in the TTree metadata (file not closed properly)"
+    return BranchInfo(
+        name=branch.name,
+        typename=branch.typename,
+        layout=layout,
+        unsupported_reason=reason,
+        seeks=seeks,
+        nbytes=nbytes,
+        first_entries=entries,
+        compressed_bytes=int(branch.member("fZipBytes")) if not members else sum(m.compressed_bytes for m in members),
+        uncompressed_bytes=int(branch.member("fTotBytes"))
+        if not members
+        else sum(m.uncompressed_bytes for m in members),
+        members=tuple(members),
+    )
+
+
+def _catalogue(tree) -> dict[str, BranchInfo]:
+    infos: dict[str, BranchInfo] = {}
+    for branch in tree.itervalues(recursive=True):
+        children = branch.branches
+        names = {child.name for child in children}
+        if children and {branch.name + ".m_persKey", branch.name + ".m_persIndex"} <= names:
+            key, index = (branch[branch.name + suffix] for suffix in (".m_persKey", ".m_persIndex"))
+            members = (_info(key), _info(index))
+            infos[branch.name] = _info(branch, classify(branch.typename, None, has_link_members=True), None, members)
+            continue
+        if len(children) == 1 and children[0].name == branch.name:
+            continue  # the leaf of the same name (e.g. a scalar ElementLink) carries the data
+        if children:
+            continue
+        if branch.name in infos:
+            raise PhysliteError(f"branch name {branch.name} occurs twice in the tree")
+        infos[branch.name] = _info(branch)
+    return infos
+
+
+class PhysliteFile:
+    """An open PHYSLITE file; use :func:`physlite.open`.
+
+    Example:
+        >>> with physlite.open("DAOD_PHYSLITE.root") as f:  # doctest: +SKIP
+        ...     arrays = f.arrays(["AnalysisElectronsAuxDyn.pt", "AnalysisElectronsAuxDyn.trackParticleLinks"])
+    """
+
+    def __init__(self, location: str | os.PathLike, tree: str = DEFAULT_TREE, threads: int | None = None, **options):
+        self.location = str(location)
+        self.threads = threads or default_threads()
+        self._source = open_source(location, **options)
+        self.location = self._source.location
+        try:
+            self._uproot_file = uproot.open(self._source.file_like(), object_cache=None, array_cache=None)
+        except Exception as error:
+            self._source.close()
+            raise _header_error(self.location, error) from None
+        try:
+            self._tree = self._uproot_file[tree]
+        except Exception as error:
+            trees = [k for k, c in self._uproot_file.classnames().items() if c == "TTree"]
+            self.close()
+            if isinstance(error, uproot.KeyInFileError):
+                raise TreeNotFoundError(
+                    f"{self.location} has no tree {tree!r} (trees in the file: {', '.join(trees) or 'none'})"
+                ) from None
+            raise CorruptDataError(f"{self.location}: cannot read tree {tree!r} ({error})") from None
+        try:
+            self._branches = _catalogue(self._tree)
+        except PhysliteError:
+            raise
+        except Exception as error:
+            raise CorruptDataError(f"{self.location}: cannot read the branches of {tree!r} ({error})") from None
+        self.tree_name = tree
+        self.num_entries = int(self._tree.num_entries)
+        self.branches_read: set[str] = set()
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- metadata
+    def keys(self) -> list[str]:
+        """Names of all branches: leaves, and split ElementLink vectors under their parent's name."""
+        return list(self._branches)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._branches
+
+    def info(self, name: str) -> BranchInfo:
+        """Metadata of branch ``name`` (type, layout, baskets, sizes)."""
+        try:
+            return self._branches[name]
+        except KeyError:
+            raise BranchNotFoundError(f"{self.location}: no branch {name!r} in {self.tree_name}") from None
+
+    def typename(self, name: str) -> str:
+        """The C++ type of branch ``name``."""
+        return self.info(name).typename
+
+    def show(self, file=None) -> None:
+        """Print every branch with its C++ type, decoder layout and uncompressed size."""
+        width = max((len(n) for n in self._branches), default=10)
+        for name, info in self._branches.items():
+            layout = info.layout.kind.value if info.layout else "unsupported"
+            print(
+                f"{name:<{width}}  {info.typename:<60}  {layout:<12}  {info.uncompressed_bytes:>12,d} B",
+                file=file,
+            )
+
+    @property
+    def compression(self) -> str:
+        """The file's compression setting, e.g. ``ZSTD level 5``."""
+        compression = self._uproot_file.file.compression
+        return f"{type(compression).__name__} level {compression.level}" if compression else "none"
+
+    # ----------------------------------------------------------------- reading
+    def arrays(
+        self, names: Iterable[str] | str, entry_start: int | None = None, entry_stop: int | None = None
+    ) -> dict[str, ak.Array]:
+        """Read branches ``names`` for entries [entry_start, entry_stop) into awkward arrays, in parallel.
+
+        ElementLinks come back as records ``{m_persKey, m_persIndex}``.
+
+        Example:
+            >>> f.arrays(["AnalysisElectronsAuxDyn.pt"], entry_stop=10)["AnalysisElectronsAuxDyn.pt"]  # doctest: +SKIP
+            <Array [[1.03e+05, 3.4e+04], [], ..., []] type='10 * var * float32'>
+        """
+        names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
+        start, stop = self._entry_range(entry_start, entry_stop)
+        infos = [self.info(name) for name in names]
+        for info in infos:
+            if info.layout is None:
+                raise UnsupportedTypeError(f"{self.location}: branch {info.name}: {info.unsupported_reason}")
+        jobs = [(info, member) for info in infos for member in (info.members or (info,))]
+        jobs.sort(key=lambda job: -job[1].uncompressed_bytes)
+        if self.threads > 1 and len(jobs) > 1:
+            with ThreadPoolExecutor(min(self.threads, len(jobs))) as pool:
+                decoded = list(pool.map(lambda job: self._decode(job[0], job[1], start, stop), jobs))
+        else:
+            decoded = [self._decode(info, member, start, stop) for info, member in jobs]
+        by_member = {member.name: content for (_, member), content in zip(jobs, decoded, strict=True)}
+        result = {}
+        for info in infos:
+            if info.members:
+                keys, indices = (by_member[m.name] for m in info.members)
+                try:
+                    content = branch_decoder.join_split_links(keys, indices)
+                except branch_decoder.DecodeFailure:
+                    raise CorruptDataError(
+                        f"{self.location}: branch {info.name}: .m_persKey and .m_persIndex disagree in length"
+                    ) from None
+            else:
+                content = by_member[info.name]
+            result[info.name] = ak.Array(content)
+        with self._lock:
+            self.branches_read.update(names)
+        return result
+
+    def array(self, name: str, entry_start: int | None = None, entry_stop: int | None = None) -> ak.Array:
+        """Read one branch; see :meth:`arrays`."""
+        return self.arrays([name], entry_start, entry_stop)[name]
+
+    def _entry_range(self, entry_start: int | None, entry_stop: int | None) -> tuple[int, int]:
+        n = self.num_entries
+        start = 0 if entry_start is None else (entry_start + n if entry_start < 0 else entry_start)
+        stop = n if entry_stop is None else (entry_stop + n if entry_stop < 0 else entry_stop)
+        start, stop = min(max(start, 0), n), min(max(stop, 0), n)
+        return start, max(start, stop)
+
+    def _decode(self, info: BranchInfo, member: BranchInfo, start: int, stop: int) -> ak.contents.Content:
+        first = member.first_entries
+        chosen = np.nonzero((first[:-1] < stop) & (first[1:] > start))[0]
+        if chosen.size == 0 or start == stop:
+            chosen = chosen[:1]
+        seeks, nbytes = member.seeks[chosen], member.nbytes[chosen]
+        buffer, positions = self._source.fetch(seeks, seeks + nbytes)
+        table = np.empty((chosen.size, TABLE_COLUMNS), np.int64)
+        status = read_basket_table(buffer, positions, nbytes, first[chosen], self._source.size, table)
+        if status != 0:
+            raise CorruptDataError(f"{self.location}: branch {info.name}: {STATUS_MESSAGES[status]}")
+        expected = first[chosen + 1] - first[chosen]
+        if not np.array_equal(table[:, NEVBUF], expected):
+            raise CorruptDataError(f"{self.location}: branch {info.name}: basket entry counts disagree with the TTree")
+        try:
+            content = branch_decoder.decode(buffer, table, member.layout)
+        except branch_decoder.DecodeFailure as failure:
+            raise CorruptDataError(f"{self.location}: branch {info.name}: {failure.describe()}") from None
+        base = int(table[0, FIRST_ENTRY]) if chosen.size else start
+        return content[start - base : stop - base]
+
+    # ----------------------------------------------------------------- lifetime
+    def close(self) -> None:
+        """Release the file (memory map, connections)."""
+        uproot_file = getattr(self, "_uproot_file", None)
+        if uproot_file is not None:
+            uproot_file.close()
+        self._source.close()
+
+    def __enter__(self) -> PhysliteFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<physlite file {self.location}: {self.num_entries} entries, {len(self._branches)} branches>"
+
+
+def _header_error(location: str, error: Exception) -> PhysliteError:
+    if isinstance(error, PhysliteError):
+        return error
+    text = str(error).split("\n")[0]
+    if "not a ROOT file" in text:
+        return NotROOTFileError(f"{location} is not a ROOT file")
+    return NotROOTFileError(f"{location}: cannot read the ROOT file header or directory ({text}); truncated file?")
+
+
+def open(location: str | os.PathLike, tree: str = DEFAULT_TREE, threads: int | None = None, **options) -> PhysliteFile:
+    """Open a PHYSLITE file (a local path; see :mod:`physlite.io` for URLs) and its ``CollectionTree``.
+
+    Example:
+        >>> import physlite
+        >>> f = physlite.open("DAOD_PHYSLITE.art.pool.root")  # doctest: +SKIP
+        >>> f.num_entries, len(f.keys())  # doctest: +SKIP
+        (40, 1542)
+    """
+    return PhysliteFile(location, tree=tree, threads=threads, **options)
+
+
+def read(location: str | os.PathLike, names: Sequence[str], **kwargs) -> dict[str, ak.Array]:
+    """Open, read ``names`` and close: ``physlite.read(path, ["EventInfoAuxDyn.eventNumber"])``."""
+    with open(location) as f:
+        return f.arrays(names, **kwargs)
