@@ -87,7 +87,9 @@ def _info(branch, layout: Layout | None = None, reason: str | None = None, membe
         seeks=seeks,
         nbytes=nbytes,
         first_entries=entries,
-        compressed_bytes=int(branch.member("fZipBytes")) if not members else sum(m.compressed_bytes for m in members),
+        compressed_bytes=int(branch.member("fZipBytes"))
+        if not members
+        else sum(m.compressed_bytes for m in members),
         uncompressed_bytes=int(branch.member("fTotBytes"))
         if not members
         else sum(m.uncompressed_bytes for m in members),
@@ -103,7 +105,9 @@ def _catalogue(tree) -> dict[str, BranchInfo]:
         if children and {branch.name + ".m_persKey", branch.name + ".m_persIndex"} <= names:
             key, index = (branch[branch.name + suffix] for suffix in (".m_persKey", ".m_persIndex"))
             members = (_info(key), _info(index))
-            infos[branch.name] = _info(branch, classify(branch.typename, None, has_link_members=True), None, members)
+            infos[branch.name] = _info(
+                branch, classify(branch.typename, None, has_link_members=True), None, members
+            )
             continue
         if len(children) == 1 and children[0].name == branch.name:
             continue  # the leaf of the same name (e.g. a scalar ElementLink) carries the data
@@ -123,7 +127,9 @@ class PhysliteFile:
         ...     arrays = f.arrays(["AnalysisElectronsAuxDyn.pt", "AnalysisElectronsAuxDyn.trackParticleLinks"])
     """
 
-    def __init__(self, location: str | os.PathLike, tree: str = DEFAULT_TREE, threads: int | None = None, **options):
+    def __init__(
+        self, location: str | os.PathLike, tree: str = DEFAULT_TREE, threads: int | None = None, **options
+    ):
         self.location = str(location)
         self.threads = threads or default_threads()
         self._source = open_source(location, **options)
@@ -148,7 +154,9 @@ class PhysliteFile:
         except PhysliteError:
             raise
         except Exception as error:
-            raise CorruptDataError(f"{self.location}: cannot read the branches of {tree!r} ({error})") from None
+            raise CorruptDataError(
+                f"{self.location}: cannot read the branches of {tree!r} ({error})"
+            ) from None
         self.tree_name = tree
         self.num_entries = int(self._tree.num_entries)
         self.branches_read: set[str] = set()
@@ -256,7 +264,9 @@ class PhysliteFile:
             raise CorruptDataError(f"{self.location}: branch {info.name}: {STATUS_MESSAGES[status]}")
         expected = first[chosen + 1] - first[chosen]
         if not np.array_equal(table[:, NEVBUF], expected):
-            raise CorruptDataError(f"{self.location}: branch {info.name}: basket entry counts disagree with the TTree")
+            raise CorruptDataError(
+                f"{self.location}: branch {info.name}: basket entry counts disagree with the TTree"
+            )
         try:
             content = branch_decoder.decode(buffer, table, member.layout)
         except branch_decoder.DecodeFailure as failure:
@@ -288,10 +298,14 @@ def _header_error(location: str, error: Exception) -> PhysliteError:
     text = str(error).split("\n")[0]
     if "not a ROOT file" in text:
         return NotROOTFileError(f"{location} is not a ROOT file")
-    return NotROOTFileError(f"{location}: cannot read the ROOT file header or directory ({text}); truncated file?")
+    return NotROOTFileError(
+        f"{location}: cannot read the ROOT file header or directory ({text}); truncated file?"
+    )
 
 
-def open(location: str | os.PathLike, tree: str = DEFAULT_TREE, threads: int | None = None, **options) -> PhysliteFile:
+def open(
+    location: str | os.PathLike, tree: str = DEFAULT_TREE, threads: int | None = None, **options
+) -> PhysliteFile:
     """Open a PHYSLITE file (a local path; see :mod:`physlite.io` for URLs) and its ``CollectionTree``.
 
     Example:

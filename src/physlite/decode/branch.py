@@ -55,7 +55,9 @@ def _offsets(counts: np.ndarray) -> ak.index.Index64:
     return ak.index.Index64(offsets)
 
 
-def _numbers(raw_bytes: np.ndarray, dtype: np.dtype, parameters: dict | None = None) -> ak.contents.NumpyArray:
+def _numbers(
+    raw_bytes: np.ndarray, dtype: np.dtype, parameters: dict | None = None
+) -> ak.contents.NumpyArray:
     kernels.swap_bytes(raw_bytes, dtype.itemsize)
     return ak.contents.NumpyArray(raw_bytes.view(dtype), parameters=parameters)
 
@@ -113,7 +115,9 @@ def decode(raw: np.ndarray, table: np.ndarray, layout: Layout) -> ak.contents.Co
         counts1 = np.empty(total // 4 + 1, np.int64)
         counts2 = np.empty(total // 4 + 1 if layout.depth == 3 else 1, np.int64)
         content = np.empty(total, np.uint8)
-        kernels.decode_nested(*common, layout.depth, layout.dtype.itemsize, counts0, counts1, counts2, content, state)
+        kernels.decode_nested(
+            *common, layout.depth, layout.dtype.itemsize, counts0, counts1, counts2, content, state
+        )
         _check(state, entries)
         inner_parameters = dict(layout.inner_parameters) or None
         node: ak.contents.Content = _numbers(content[: state[kernels.CONTENT]], layout.dtype)
@@ -144,7 +148,9 @@ def decode(raw: np.ndarray, table: np.ndarray, layout: Layout) -> ak.contents.Co
         kernels.decode_link_nested(*common, counts0, counts1, keys, indices, state)
         _check(state, entries)
         n = state[kernels.CONTENT]
-        inner = ak.contents.ListOffsetArray(_offsets(counts1[: state[kernels.LEVEL1]]), _links(keys[:n], indices[:n]))
+        inner = ak.contents.ListOffsetArray(
+            _offsets(counts1[: state[kernels.LEVEL1]]), _links(keys[:n], indices[:n])
+        )
         return ak.contents.ListOffsetArray(_offsets(counts0), inner)
 
     if kind is Kind.LINK_VECTOR:

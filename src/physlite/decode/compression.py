@@ -23,7 +23,9 @@ def _load_libraries() -> None:
     for name, label in _LIBRARIES.items():
         path = ctypes.util.find_library(name)
         if path is None:
-            raise ImportError(f"physlite needs the system library {label} (lib{name}.so) to decompress ROOT data")
+            raise ImportError(
+                f"physlite needs the system library {label} (lib{name}.so) to decompress ROOT data"
+            )
         llvm.load_library_permanently(path)
 
 
@@ -32,9 +34,13 @@ _load_libraries()
 # Pointers are passed as integers (uintp): the x86-64 and aarch64 ABIs pass both in the same registers.
 _ptr = types.uintp
 _zlib_uncompress = types.ExternalFunction("uncompress", types.intc(_ptr, _ptr, _ptr, types.uint64))
-_zstd_decompress = types.ExternalFunction("ZSTD_decompress", types.uintp(_ptr, types.uintp, _ptr, types.uintp))
+_zstd_decompress = types.ExternalFunction(
+    "ZSTD_decompress", types.uintp(_ptr, types.uintp, _ptr, types.uintp)
+)
 _zstd_is_error = types.ExternalFunction("ZSTD_isError", types.uintc(types.uintp))
-_lz4_decompress = types.ExternalFunction("LZ4_decompress_safe", types.intc(_ptr, _ptr, types.intc, types.intc))
+_lz4_decompress = types.ExternalFunction(
+    "LZ4_decompress_safe", types.intc(_ptr, _ptr, types.intc, types.intc)
+)
 _lzma_decode = types.ExternalFunction(
     "lzma_stream_buffer_decode",
     types.intc(_ptr, types.uint32, _ptr, _ptr, _ptr, types.uintp, _ptr, _ptr, types.uintp),
@@ -87,7 +93,9 @@ def decompress_into(src, src_start, src_stop, dst, dst_size, scratch64):
             if status != 0 or scratch64[0] != u_size:
                 return FAILED
         elif tag0 == 76 and tag1 == 52:  # "L4": an xxhash64 checksum precedes the LZ4 block
-            got = _lz4_decompress(src_base + body + LZ4_CHECKSUM, dst_base + out, c_size - LZ4_CHECKSUM, u_size)
+            got = _lz4_decompress(
+                src_base + body + LZ4_CHECKSUM, dst_base + out, c_size - LZ4_CHECKSUM, u_size
+            )
             if got != u_size:
                 return FAILED
         elif tag0 == 88 and tag1 == 90:  # "XZ"

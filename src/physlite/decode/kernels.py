@@ -78,7 +78,9 @@ def decode_vector(raw, table, payload, offsets, scratch64, header, itemsize, cou
 
 
 @njit(nogil=True, cache=True)
-def decode_nested(raw, table, payload, offsets, scratch64, depth, itemsize, counts0, counts1, counts2, content, state):
+def decode_nested(
+    raw, table, payload, offsets, scratch64, depth, itemsize, counts0, counts1, counts2, content, state
+):
     """``vector<vector<T>>`` (depth 2; also ``vector<set<T>>``) and ``vector<vector<vector<T>>>`` (depth 3)."""
     e = state[ENTRIES]
     n1 = state[LEVEL1]

@@ -107,7 +107,9 @@ def classify(typename: str, interpretation: object, has_link_members: bool = Fal
     if isinstance(interpretation, interp.jagged.AsJagged) and isinstance(
         interpretation.content, interp.numerical.AsDtype
     ):
-        return Layout(Kind.VECTOR, _native(interpretation.content.from_dtype), header=interpretation.header_bytes)
+        return Layout(
+            Kind.VECTOR, _native(interpretation.content.from_dtype), header=interpretation.header_bytes
+        )
     if isinstance(interpretation, interp.objects.AsObjects):
         model = interpretation.model
         if (
