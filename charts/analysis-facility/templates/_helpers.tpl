@@ -1,0 +1,29 @@
+{{/*
+Names. The ConfigMap name is fixed ("analysis-facility-settings") because the subcharts' values refer to it
+and values cannot be templated: one release of this chart per namespace.
+*/}}
+{{- define "af.settingsName" -}}analysis-facility-settings{{- end }}
+
+{{/* Labels common to every object of this chart. */}}
+{{- define "af.labels" -}}
+app.kubernetes.io/name: analysis-facility
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end }}
+
+{{/*
+The facility settings as handed to hub_config: the values' `settings` with platform forced to kubernetes.
+*/}}
+{{- define "af.settings" -}}
+{{- $s := deepCopy .Values.settings -}}
+{{- $_ := set $s "platform" "kubernetes" -}}
+{{- toYaml $s -}}
+{{- end }}
+
+{{/* Pod selectors of the dask-gateway chart's components and of the clusters its controller starts. */}}
+{{- define "af.gatewaySelector" -}}
+app.kubernetes.io/name: dask-gateway
+app.kubernetes.io/component: {{ . }}
+{{- end }}

@@ -1,0 +1,165 @@
+"""Lint and render our chart offline for each values file, and validate everything it produces.
+
+The subcharts (jupyterhub, dask-gateway) cannot be downloaded here. Helm's ``render`` silently leaves out a
+dependency that is missing, so we never rely on that: the declared dependencies are checked against what
+strict lint reports missing (exactly those two, nothing else), then a copy of the chart *without* the
+``dependencies`` block is linted strictly and rendered (our own templates only), and the values handed to
+each subchart are validated against its schema (:mod:`af.check.subcharts`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import yaml
+
+from af.check import schema as schema_check
+from af.check import settings_load, subcharts, wiring
+from af.check.findings import Finding
+from af.check.manifests import validate_manifest
+from af.check.repo import KUBE_VERSION, Repo
+from af.check.yamlfile import YamlError, load_all, load_one
+
+RELEASE = "analysis-facility"
+NAMESPACE = "analysis-facility"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The result of rendering the chart with one values file."""
+
+    values_file: str
+    merged: dict[str, Any]
+    manifests: dict[str, list[dict[str, Any]]]  # template path -> documents
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [d for docs in self.manifests.values() for d in docs]
+
+
+def values_files(repo: Repo) -> list[Path]:
+    """The values files the chart is checked with: its examples and every cluster's Flux values."""
+    files = sorted((repo.chart / "examples").glob("*.yaml"))
+    files += sorted((repo.flux / "deploy").glob("*/values.yaml"))
+    return files
+
+
+@contextmanager
+def standalone_copy(repo: Repo) -> Iterator[Path]:
+    """A temporary copy of the chart with its remote dependencies removed from Chart.yaml."""
+    with tempfile.TemporaryDirectory(prefix="af-chart-") as tmp:
+        target = Path(tmp) / repo.chart.name
+        shutil.copytree(repo.chart, target, ignore=shutil.ignore_patterns("charts", "*.tgz", "Chart.lock"))
+        meta = load_one(target / "Chart.yaml")
+        meta.pop("dependencies", None)
+        (target / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+        yield target
+
+
+def check_dependencies(repo: Repo) -> list[Finding]:
+    """Strict lint of the real chart must report exactly the declared subcharts as missing, nothing else."""
+    chart_yaml = repo.rel(repo.chart / "Chart.yaml")
+    declared = [d["name"] for d in load_one(repo.chart / "Chart.yaml").get("dependencies") or []]
+    expected = {s.name for s in subcharts.SUBCHARTS}
+    findings = []
+    if set(declared) != expected:
+        findings.append(
+            Finding(
+                chart_yaml, "dependencies", f"declares {sorted(declared)}, checks know {sorted(expected)}"
+            )
+        )
+    report = helm_python.lint(repo.chart, None, strict=True, kube_version=f"v{KUBE_VERSION}")
+    missing: set[str] = set()
+    for message in report.get("messages", []):
+        text = message["error"]
+        if "missing these dependencies:" in text:
+            missing |= {n.strip() for n in text.split(":", 1)[1].split(",")}
+        elif message["severity"] >= 2:
+            findings.append(Finding(repo.rel(Path(message["path"])), "", f"helm lint: {text}"))
+    if missing - set(declared):
+        findings.append(
+            Finding(chart_yaml, "dependencies", f"helm reports unknown missing {sorted(missing)}")
+        )
+    return findings
+
+
+def _blame_sources(repo: Repo, path: Path, user: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    defaults = load_one(repo.chart / "values.yaml")
+    return [(repo.rel(path), user), (repo.rel(repo.chart / "values.yaml"), defaults)]
+
+
+def render(repo: Repo, chart_dir: Path, path: Path | None) -> tuple[Rendered | None, list[Finding]]:
+    """Validate and render the standalone chart ``chart_dir`` with the values file ``path`` (None: defaults)."""
+    label = repo.rel(path) if path else repo.rel(repo.chart / "values.yaml")
+    try:
+        user = load_one(path) if path else {}
+    except YamlError as exc:
+        return None, [Finding(label, "", str(exc))]
+    if not isinstance(user, dict):
+        return None, [Finding(label, "", "values must be a mapping")]
+    chart = helm_python.Chart.load(chart_dir)
+    merged = chart.merge_values(user)
+    sources = _blame_sources(repo, path or repo.chart / "values.yaml", user)
+    own_schema = json.loads((chart_dir / "values.schema.json").read_text())
+    findings = schema_check.validate(merged, own_schema, prefix=[], sources=sources)
+    findings += subcharts.check_subchart_values(repo, merged, sources)
+    report = helm_python.lint(chart_dir, user, strict=True, kube_version=f"v{KUBE_VERSION}")
+    for message in report.get("messages", []):
+        if message["severity"] >= 2:
+            findings.append(Finding(label, "", f"helm lint (strict): {message['error']}"))
+    try:
+        raw = chart.render(user, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    except helm_python.HelmError as exc:
+        return None, [*findings, Finding(label, "", f"helm render failed: {exc}")]
+    manifests = {}
+    for template, text in sorted(raw.items()):
+        if template.endswith("NOTES.txt"):
+            continue
+        origin = f"{repo.rel(repo.chart)}/{template.split('/', 1)[1]} (values {label})"
+        try:
+            manifests[template] = load_all(text, origin)
+        except YamlError as exc:
+            findings.append(Finding(origin, "", str(exc)))
+            continue
+        for doc in manifests[template]:
+            findings += validate_manifest(doc, origin)
+    rendered = Rendered(label, merged, manifests)
+    blame = label
+    findings += wiring.check_hub_env(merged, blame)
+    findings += wiring.check_prefixes(merged, blame)
+    findings += wiring.check_mounts(merged, rendered.documents(), blame)
+    findings += settings_load.check_rendered_settings(rendered.documents(), blame)
+    return rendered, findings
+
+
+def check_chart(repo: Repo) -> list[Finding]:
+    """All chart checks, for the defaults and every values file.
+
+    Example:
+        >>> check_chart(Repo.discover())  # doctest: +SKIP
+        []
+    """
+    findings = check_dependencies(repo)
+    with standalone_copy(repo) as chart_dir:
+        for path in [None, *values_files(repo)]:
+            findings += render(repo, chart_dir, path)[1]
+    return findings
+
+
+def render_all(repo: Repo) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Rendered manifests per values file (for ``diff``); raises if any values file does not render."""
+    out = {}
+    with standalone_copy(repo) as chart_dir:
+        for path in [None, *values_files(repo)]:
+            rendered, _ = render(repo, chart_dir, path)
+            if rendered is None:
+                raise RuntimeError(f"{repo.rel(path) if path else 'defaults'}: the chart does not render")
+            out[rendered.values_file] = rendered.manifests
+    return out
