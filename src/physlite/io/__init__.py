@@ -1,23 +1,105 @@
-"""Sources of bytes: local files (and, through the same interface, remote storage).
+"""Where physlite's bytes come from: local files, http(s)://, root:// (XRootD) and rucio DIDs.
 
-A source has a ``location`` (for messages), a ``size``, ``fetch(starts, stops) -> (buffer, offsets)`` for basket
-reads, ``file_like()`` for uproot's metadata reads, and ``close()``.
+Every reader goes through :func:`open_source`, which returns a :class:`Source`: `fetch(starts, stops)` returns
+many byte ranges at once (zero copy for local files, coalesced parallel requests for remote ones) and
+`file_like()` serves uproot's metadata reads (header, streamers, tree), remembered per file as a metadata plan.
+
+Example:
+    >>> from physlite.io import open_source
+    >>> with open_source("https://example.org/data/PHYSLITE_example.root") as source:
+    ...     buffer, offsets = source.fetch(np.array([0, 1000]), np.array([4, 1100]))
 """
 
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
+from physlite.io.errors import (
+    AccessDenied,
+    CredentialError,
+    InvalidLocation,
+    NotFound,
+    RangeError,
+    RemoteError,
+    RemoteTimeout,
+    RucioError,
+    SourceError,
+)
 from physlite.io.local import LocalSource
+from physlite.io.source import BaseSource, Source, SourceStats
+from physlite.io.urls import redact
+
+__all__ = [
+    "AccessDenied",
+    "BaseSource",
+    "CredentialError",
+    "InvalidLocation",
+    "LocalSource",
+    "NotFound",
+    "RangeError",
+    "RemoteError",
+    "RemoteTimeout",
+    "RucioError",
+    "Source",
+    "SourceError",
+    "SourceStats",
+    "is_remote",
+    "open_source",
+    "redact",
+]
+
+_DID = re.compile(r"^(?P<scope>[A-Za-z0-9][\w.\-]*):(?P<name>[^/\s][^\s]*)$")
+_SCHEMES = {"file", "http", "https", "root", "xroot", "rucio"}
 
 
-def open_source(location: str | os.PathLike, **options) -> LocalSource:
-    """The source for ``location``: a local path (or ``file://`` URL).
+def is_remote(location: str | os.PathLike) -> bool:
+    """True for http(s)://, root:// and rucio locations, False for local paths and file:// URLs."""
+    if isinstance(location, os.PathLike):
+        return False
+    scheme = urlsplit(location).scheme.lower()
+    return scheme in {"http", "https", "root", "xroot", "rucio"} or (
+        scheme not in _SCHEMES and _DID.match(location) is not None and not Path(location).exists()
+    )
+
+
+def open_source(location: str | os.PathLike, **options) -> Source:
+    """Open a local path, file://, http(s)://, root:// URL or rucio DID (`rucio://scope/name`, `scope:name`).
+
+    Options of remote sources: `concurrency` (parallel requests), `timeout` (seconds per network operation),
+    `retries`, `token` (bearer token; default: WLCG token discovery), `x509_proxy` (path), `ca_file`,
+    `metadata_cache` (folder for metadata plans on disk, or None). rucio: `schemes` (preference order),
+    `rse_expression`, `sign_urls`.
 
     Example:
-        >>> source = open_source("/data/DAOD_PHYSLITE.root")  # doctest: +SKIP
+        >>> source = open_source("root://eos.example.org//data/PHYSLITE.root", concurrency=16)
+        >>> source.size
+        1641551
     """
-    text = os.fspath(location)
-    if isinstance(text, str) and text.startswith("file://"):
-        text = text[len("file://") :]
-    return LocalSource(text)
+    if isinstance(location, os.PathLike):
+        return LocalSource(location)
+    if not isinstance(location, str):
+        raise TypeError(f"location must be a path or a URL string, not {type(location).__name__}")
+    parts = urlsplit(location)
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        return LocalSource(unquote(parts.path))
+    if scheme in ("http", "https"):
+        from physlite.io.http import HTTPSource
+
+        return HTTPSource(location, **options)
+    if scheme in ("root", "xroot"):
+        from physlite.io.xrootd import XRootDSource
+
+        return XRootDSource(location, **options)
+    if scheme == "rucio" or (scheme not in _SCHEMES and _DID.match(location) and not Path(location).exists()):
+        from physlite.io.rucio import open_did
+
+        return open_did(location, **options)
+    if scheme and len(scheme) > 1:
+        raise InvalidLocation(
+            redact(location), f"unsupported scheme {scheme}:// (use a path, file, http, https, root or rucio)"
+        )
+    return LocalSource(location)

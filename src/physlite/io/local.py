@@ -1,49 +1,70 @@
-"""Local files: the whole file memory-mapped, so basket reads are zero-copy views of the page cache."""
+"""Local files: the whole file memory-mapped, so fetch is zero copy (offsets == starts)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import mmap
 import os
 from pathlib import Path
 
 import numpy as np
 
-from physlite.errors import FileOpenError
+from physlite.io.errors import AccessDenied, NotFound, SourceError
+from physlite.io.ranges import validate
+from physlite.io.source import BaseSource, Fetched
+
+_PAGE = mmap.PAGESIZE
 
 
-class LocalSource:
-    """A file on a local (or mounted) file system.
+class LocalSource(BaseSource):
+    """A local file, memory-mapped read-only.
 
     Example:
-        >>> source = LocalSource("DAOD_PHYSLITE.root")  # doctest: +SKIP
-        >>> buffer, offsets = source.fetch(np.array([0]), np.array([4]))  # doctest: +SKIP
-        >>> bytes(buffer[offsets[0] : offsets[0] + 4])  # doctest: +SKIP
+        >>> with LocalSource("PHYSLITE_example.root") as source:
+        ...     buffer, offsets = source.fetch(np.array([0]), np.array([4]))
+        ...     bytes(buffer[:4])
         b'root'
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__()
         self.path = Path(path)
         self.location = str(path)
         try:
-            self.size = self.path.stat().st_size
-            if not self.path.is_file():
-                raise FileOpenError(f"cannot open {self.location}: not a regular file")
-            self._map = np.memmap(self.path, np.uint8, mode="r") if self.size else np.zeros(0, np.uint8)
+            with open(self.path, "rb") as file:
+                self.size = os.fstat(file.fileno()).st_size
+                self._mmap = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if self.size else None
         except FileNotFoundError:
-            raise FileOpenError(f"cannot open {self.location}: no such file") from None
-        except PermissionError:
-            raise FileOpenError(f"cannot open {self.location}: permission denied") from None
+            raise NotFound(self.location, "file does not exist") from None
         except IsADirectoryError:
-            raise FileOpenError(f"cannot open {self.location}: is a directory") from None
+            raise NotFound(self.location, "is a directory, not a file") from None
+        except PermissionError:
+            raise AccessDenied(self.location, "permission denied") from None
+        except OSError as error:
+            raise SourceError(self.location, f"cannot open: {error.strerror or error}") from None
+        self.buffer = np.frombuffer(self._mmap, dtype=np.uint8) if self._mmap else np.zeros(0, np.uint8)
+        self.stats.add(connections=1)
 
-    def fetch(self, starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Bytes [starts[i], stops[i]) are ``buffer[offsets[i]:...]``: here the whole mapped file, offsets = starts."""
-        return self._map, np.asarray(starts, np.int64)
+    def fetch(self, starts: np.ndarray, stops: np.ndarray) -> Fetched:
+        """The memory map itself and offsets == starts; the kernel is told to read the ranges ahead."""
+        starts, stops = validate(starts, stops, self.size, self.location)
+        if self._mmap is not None and hasattr(mmap, "MADV_WILLNEED"):
+            for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+                if stop > start:
+                    aligned = start - start % _PAGE
+                    self._mmap.madvise(mmap.MADV_WILLNEED, aligned, stop - aligned)
+        self.stats.add(requests=len(starts), bytes=int((stops - starts).sum()))
+        return self.buffer, starts
 
-    def file_like(self) -> io.BufferedReader:
-        """A binary file object for uproot's metadata reads."""
-        return self.path.open("rb")
+    def file_like(self) -> io.RawIOBase:
+        """A plain read-only file object (uproot reads the metadata through it)."""
+        return open(self.path, "rb", buffering=0)
 
     def close(self) -> None:
-        """Drop the memory map (arrays already returned keep their own memory)."""
-        self._map = np.zeros(0, np.uint8)
+        super().close()
+        self.buffer = np.zeros(0, np.uint8)
+        if self._mmap is not None:
+            # arrays handed out may still view the map: it is then unmapped when the last one goes
+            with contextlib.suppress(BufferError):
+                self._mmap.close()
