@@ -18,13 +18,11 @@ class Subchart:
 
     name: str
     schema_file: str
-    # the key that switches the subchart off in our values (Chart.yaml `condition`), if any
-    condition: str | None = None
 
 
 SUBCHARTS = (
     Subchart("jupyterhub", "z2jh-4.4.0.values.schema.json"),
-    Subchart("dask-gateway", "dask-gateway-2026.3.0.values.schema.json", condition="enabled"),
+    Subchart("dask-gateway", "dask-gateway-2026.3.0.values.schema.json"),
 )
 
 
@@ -39,7 +37,7 @@ def load_schema(repo: Repo, sub: Subchart) -> dict[str, Any]:
 def check_subchart_values(
     repo: Repo, merged: Mapping[str, Any], sources: list[tuple[str, Mapping[str, Any]]]
 ) -> list[Finding]:
-    """Validate ``merged[<subchart>]`` (plus ``global``) for every enabled subchart.
+    """Validate ``merged[<subchart>]`` (plus ``global``) for every subchart.
 
     Example:
         >>> check_subchart_values(Repo.discover(), {"jupyterhub": {"hubb": {}}}, [("v.yaml", {})])[0].key
@@ -48,8 +46,6 @@ def check_subchart_values(
     findings = []
     for sub in SUBCHARTS:
         values = dict(merged.get(sub.name) or {})
-        if sub.condition is not None and values.get(sub.condition) is False:
-            continue
         values["global"] = dict(merged.get("global") or {})
         findings += schema_check.validate(values, load_schema(repo, sub), prefix=[sub.name], sources=sources)
     return findings

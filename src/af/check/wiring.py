@@ -33,46 +33,60 @@ def _env_entries(extra_env: Any) -> dict[str, Any]:
     return {}
 
 
+# hub_config's defaults for the names of environment variables (hub_config/settings.py DEFAULTS)
+ENV_SETTINGS = {
+    ("auth", "client_secret_env"): "AF_OIDC_CLIENT_SECRET",
+    ("services", "operator_token_env"): "AF_OPERATOR_TOKEN",
+}
+GATEWAY_TOKEN_ENV = ("gateway", "api_token_env")
+GATEWAY_TOKEN_DEFAULT = "AF_GATEWAY_API_TOKEN"
+# z2jh generates a token per entry of hub.services into its Secret `hub` under this key
+Z2JH_SERVICE_TOKEN = ("hub", "hub.services.dask-gateway.apiToken")
+
+
 def check_hub_env(values: Mapping[str, Any], blame: str) -> list[Finding]:
-    """Every hubEnvSecret key reaches the hub from that Secret; the OIDC secret variable is one of them.
+    """The hub's environment: secrets named by the settings come from hubEnvSecret or z2jh's Secret.
 
     Example:
         >>> v = {"settings": {"auth": {"client_secret_env": "S"}}, "hubEnvSecret": {"name": "e", "keys": []},
         ...      "jupyterhub": {"hub": {}}}
-        >>> [f.key for f in check_hub_env(v, "v.yaml")]
-        ['settings.auth.client_secret_env']
+        >>> [f.key for f in check_hub_env(v, "v.yaml")][0]
+        'settings.auth.client_secret_env'
     """
     findings = []
     secret = _get(values, "hubEnvSecret", "name")
     keys = _get(values, "hubEnvSecret", "keys") or []
     env = _env_entries(_get(values, "jupyterhub", "hub", "extraEnv"))
-    wanted = _get(values, "settings", "auth", "client_secret_env")
-    if wanted and wanted not in keys:
-        findings.append(
-            Finding(
-                blame, "settings.auth.client_secret_env", f"{wanted!r} is not one of hubEnvSecret.keys {keys}"
-            )
-        )
-    for key in keys:
-        ref = _get(env.get(key), "valueFrom", "secretKeyRef")
-        if not isinstance(ref, Mapping):
-            findings.append(
-                Finding(blame, f"jupyterhub.hub.extraEnv.{key}", f"missing: must come from Secret {secret!r}")
-            )
-        elif ref.get("name") != secret or ref.get("key") != key:
+    for path, default in ENV_SETTINGS.items():
+        wanted = _get(values, "settings", *path) or default
+        if wanted not in keys:
             findings.append(
                 Finding(
-                    blame,
-                    f"jupyterhub.hub.extraEnv.{key}.valueFrom.secretKeyRef",
-                    f"refers to {ref.get('name')}/{ref.get('key')}, expected {secret}/{key} (hubEnvSecret)",
+                    blame, "settings." + ".".join(path), f"{wanted!r} is not one of hubEnvSecret.keys {keys}"
                 )
             )
-    for name, spec in env.items():
-        if "value" in spec and any(w in str(name).upper() for w in ("SECRET", "TOKEN", "PASSWORD")):
+    expected_refs = {key: (secret, key) for key in keys}
+    token_env = _get(values, "settings", *GATEWAY_TOKEN_ENV) or GATEWAY_TOKEN_DEFAULT
+    expected_refs[token_env] = Z2JH_SERVICE_TOKEN
+    for var, (name, key) in expected_refs.items():
+        ref = _get(env.get(var), "valueFrom", "secretKeyRef")
+        where = f"jupyterhub.hub.extraEnv.{var}"
+        if not isinstance(ref, Mapping):
+            findings.append(Finding(blame, where, f"missing: must come from Secret {name!r} key {key!r}"))
+        elif (ref.get("name"), ref.get("key")) != (name, key):
             findings.append(
                 Finding(
                     blame,
-                    f"jupyterhub.hub.extraEnv.{name}",
+                    f"{where}.valueFrom.secretKeyRef",
+                    f"refers to {ref.get('name')}/{ref.get('key')}, expected {name}/{key}",
+                )
+            )
+    for var, spec in env.items():
+        if "value" in spec and any(w in str(var).upper() for w in ("SECRET", "TOKEN", "PASSWORD")):
+            findings.append(
+                Finding(
+                    blame,
+                    f"jupyterhub.hub.extraEnv.{var}",
                     "a secret in clear text: use valueFrom.secretKeyRef",
                 )
             )
@@ -91,8 +105,6 @@ def check_prefixes(values: Mapping[str, Any], blame: str) -> list[Finding]:
             )
         )
     gateway = values.get("dask-gateway") or {}
-    if gateway.get("enabled") is False:
-        return findings
     services = _get(values, "jupyterhub", "hub", "services") or {}
     if "dask-gateway" not in services:
         findings.append(
@@ -170,15 +182,14 @@ def check_mounts(values: Mapping[str, Any], rendered: list[dict[str, Any]], blam
                 Finding(blame, "jupyterhub.hub.extraVolumeMounts", f"nothing mounted at {needed}")
             )
     gateway = values.get("dask-gateway") or {}
-    if gateway.get("enabled") is not False:
-        for i, env in enumerate(_get(gateway, "gateway", "env") or []):
-            ref = _get(env, "valueFrom", "configMapKeyRef")
-            if isinstance(ref, Mapping) and ref.get("key") not in config_maps.get(ref.get("name"), set()):
-                findings.append(
-                    Finding(
-                        blame,
-                        f"dask-gateway.gateway.env[{i}].valueFrom.configMapKeyRef",
-                        f"{ref.get('name')}/{ref.get('key')} is not rendered by the chart",
-                    )
+    for i, env in enumerate(_get(gateway, "gateway", "env") or []):
+        ref = _get(env, "valueFrom", "configMapKeyRef")
+        if isinstance(ref, Mapping) and ref.get("key") not in config_maps.get(ref.get("name"), set()):
+            findings.append(
+                Finding(
+                    blame,
+                    f"dask-gateway.gateway.env[{i}].valueFrom.configMapKeyRef",
+                    f"{ref.get('name')}/{ref.get('key')} is not rendered by the chart",
                 )
+            )
     return findings
