@@ -68,20 +68,23 @@ def _basket_arrays(branch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return seeks, nbytes, entries
 
 
-def _info(branch, layout: Layout | None = None, reason: str | None = None, members=()) -> BranchInfo:
+def _info(
+    branch, layout: Layout | None = None, reason: str | None = None, members=(), typename: str | None = None
+) -> BranchInfo:
     seeks, nbytes, entries = _basket_arrays(branch)
+    typename = typename or branch.typename
     if layout is None and reason is None:
         try:
-            layout = classify(branch.typename, branch.interpretation)
+            layout = classify(typename, branch.interpretation)
         except UnsupportedTypeError as error:
             reason = str(error)
         except Exception as error:  # uproot could not even interpret the streamer
-            reason = f"no decoder for type {branch.typename} ({error})"
+            reason = f"no decoder for type {typename} ({str(error).splitlines()[0]})"
     if layout is not None and len(branch.embedded_baskets or ()) > 0:
         layout, reason = None, "baskets embedded in the TTree metadata (file not closed properly)"
     return BranchInfo(
         name=branch.name,
-        typename=branch.typename,
+        typename=typename,
         layout=layout,
         unsupported_reason=reason,
         seeks=seeks,
@@ -110,10 +113,14 @@ def _catalogue(tree) -> dict[str, BranchInfo]:
             )
             continue
         if len(children) == 1 and children[0].name == branch.name:
-            continue  # the leaf of the same name (e.g. a scalar ElementLink) carries the data
+            # the leaf of the same name carries the data (e.g. a scalar ElementLink), the parent its type
+            infos[branch.name] = _info(children[0], typename=branch.typename)
+            continue
         if children:
             continue
         if branch.name in infos:
+            if getattr(branch.parent, "name", None) == branch.name:
+                continue  # already catalogued through its parent
             raise PhysliteError(f"branch name {branch.name} occurs twice in the tree")
         infos[branch.name] = _info(branch)
     return infos
@@ -134,6 +141,7 @@ class PhysliteFile:
         self.threads = threads or default_threads()
         self._source = open_source(location, **options)
         self.location = self._source.location
+        _check_magic(self._source)
         try:
             self._uproot_file = uproot.open(self._source.file_like(), object_cache=None, array_cache=None)
         except Exception as error:
@@ -142,7 +150,7 @@ class PhysliteFile:
         try:
             self._tree = self._uproot_file[tree]
         except Exception as error:
-            trees = [k for k, c in self._uproot_file.classnames().items() if c == "TTree"]
+            trees = [k for k, c in self._uproot_file.classnames().items() if c in ("TTree", "ROOT::RNTuple")]
             self.close()
             if isinstance(error, uproot.KeyInFileError):
                 raise TreeNotFoundError(
@@ -290,6 +298,16 @@ class PhysliteFile:
 
     def __repr__(self) -> str:
         return f"<physlite file {self.location}: {self.num_entries} entries, {len(self._branches)} branches>"
+
+
+def _check_magic(source) -> None:
+    if source.size < 4:
+        source.close()
+        raise NotROOTFileError(f"{source.location} is not a ROOT file (only {source.size} bytes)")
+    buffer, offsets = source.fetch(np.array([0], np.int64), np.array([4], np.int64))
+    if bytes(buffer[offsets[0] : offsets[0] + 4]) != b"root":
+        source.close()
+        raise NotROOTFileError(f"{source.location} is not a ROOT file (it does not start with 'root')")
 
 
 def _header_error(location: str, error: Exception) -> PhysliteError:
