@@ -1,0 +1,62 @@
+"""The hub's configuration, one module per concern, shared by the local facility and the Kubernetes chart.
+
+Entry point: `configure(c, settings)` with the traitlets config `c` of jupyterhub_config.py and the settings
+from `hub_config.settings.load_settings(path)`. ``settings["platform"]`` picks the spawner; the rest is the same.
+
+Example (jupyterhub_config.py):
+    >>> from hub_config import configure  # doctest: +SKIP
+    >>> from hub_config.settings import load_settings  # doctest: +SKIP
+    >>> configure(c, load_settings("/usr/local/etc/jupyterhub/analysis-facility/settings.yaml"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hub_config import auth, culling, gateway, profiles, services
+
+__all__ = ["configure"]
+
+
+def configure(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] | None = None) -> None:
+    """Apply the facility settings to the JupyterHub config `c`.
+
+    `discovery` (the issuer's discovery document) is fetched from ``auth.issuer`` when not given.
+    """
+    c.JupyterHub.base_url = settings["hub"]["base_url"]
+    auth.configure_auth(c, settings, discovery)
+    profiles.configure_profiles(c, settings)
+
+    hub_services = [gateway.gateway_service(settings)]
+    roles = services.facility_roles()
+    for extra in (culling.culler_service(settings), services.operator_service(settings)):
+        if extra is not None:
+            service, role = extra
+            hub_services.append(service)
+            roles.append(role)
+    c.JupyterHub.services = hub_services
+    c.JupyterHub.load_roles = roles
+
+    c.Spawner.environment = gateway.user_environment(settings)
+    c.Spawner.default_url = "/lab"
+    c.Spawner.post_stop_hook = gateway.make_post_stop_hook(settings)
+    # Servers and clusters keep running while the hub restarts (upgrades, crashes).
+    c.JupyterHub.cleanup_servers = False
+
+    if settings["platform"] == "kubernetes":
+        c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+        if settings["servicex"]["endpoint"]:
+            c.KubeSpawner.environment = {
+                **gateway.user_environment(settings),
+                "AF_SERVICEX_ENDPOINT": settings["servicex"]["endpoint"],
+            }
+        return
+
+    state_dir = Path(settings["local"]["state_dir"]).resolve()
+    c.JupyterHub.spawner_class = "hub_config.local_spawner.FacilityLocalSpawner"
+    c.FacilityLocalSpawner.home_dir_template = str(state_dir / "homes" / "{username}")
+    c.FacilityLocalSpawner.profiles = list(settings["profiles"])
+    c.FacilityLocalSpawner.tutorials_source = settings["tutorials"]["source"]
+    c.FacilityLocalSpawner.servicex_endpoint = settings["servicex"]["endpoint"]

@@ -1,0 +1,134 @@
+"""dask-gateway-server configuration shared by the local facility and Kubernetes (import it in the gateway's
+config file): hub authentication, cluster options, per-user limits and cluster idle timeout.
+
+- `FacilityHubAuthenticator`: JupyterHubAuthenticator that requires the ``access:services!service=dask-gateway``
+  scope (dask-gateway#829) and answers a malformed or unknown token with 401 instead of a 500;
+- `limit_clusters_per_user` wraps a backend class so a user cannot run more than ``gateway.limits.max_clusters``;
+- cluster options: worker cores and memory (bounded by ``gateway.limits``) and extra environment variables.
+
+Example (dask_gateway_config.py):
+    >>> from hub_config.gateway_server import configure_gateway_server  # doctest: +SKIP
+    >>> configure_gateway_server(c, settings, hub_api_url="http://127.0.0.1:8081/hub/api")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from dask_gateway_server.auth import JupyterHubAuthenticator, unauthorized
+from dask_gateway_server.backends.base import PublicException
+from dask_gateway_server.models import ClusterStatus
+from dask_gateway_server.options import Float, Integer, Options
+from dask_gateway_server.options import Mapping as MappingOption
+from traitlets import Integer as IntegerTrait
+
+from hub_config.gateway import SERVICE_NAME, service_prefix
+from hub_config.settings import parse_memory
+
+ACTIVE = [ClusterStatus.PENDING, ClusterStatus.RUNNING]
+GIB = 2**30
+
+
+class FacilityHubAuthenticator(JupyterHubAuthenticator):
+    """JupyterHubAuthenticator that never turns a bad token into a server error."""
+
+    def get_token(self, request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        kind, _, token = header.strip().partition(" ")
+        if kind.lower() in ("jupyterhub", "token", "bearer") and token.strip():
+            return token.strip()
+        return None
+
+    async def authenticate(self, request: web.Request) -> Any:
+        try:
+            return await super().authenticate(request)
+        except web.HTTPInternalServerError as err:
+            # Upstream reports the hub's 403/4xx for an unknown or expired token as a server error.
+            self.log.info("rejecting token that the hub did not accept: %s", err.reason)
+            raise unauthorized("jupyterhub") from None
+        except web.HTTPException:
+            raise
+        except Exception as err:  # the hub's answer to a garbage token is not a user model
+            self.log.info("rejecting token that the hub did not accept: %s", err)
+            raise unauthorized("jupyterhub") from None
+
+
+def limit_clusters_per_user(backend_class: type) -> type:
+    """A subclass of `backend_class` refusing a new cluster beyond `max_clusters_per_user` active ones."""
+
+    class Limited(backend_class):
+        max_clusters_per_user = IntegerTrait(
+            2, help="Active (pending or running) clusters a user may have.", config=True
+        )
+
+        async def start_cluster(self, user: Any, cluster_options: Any) -> str:
+            active = await self.list_clusters(username=user.name, statuses=ACTIVE)
+            if len(active) >= self.max_clusters_per_user:
+                raise PublicException(
+                    f"{user.name} already has {len(active)} active clusters "
+                    f"(limit gateway.limits.max_clusters = {self.max_clusters_per_user}); stop one first"
+                )
+            return await super().start_cluster(user, cluster_options)
+
+    Limited.__name__ = f"Limited{backend_class.__name__}"
+    Limited.__qualname__ = Limited.__name__
+    return Limited
+
+
+def cluster_options(settings: Mapping[str, Any]) -> Options:
+    """The options a user may pass to ``Gateway().new_cluster(...)``, bounded by ``gateway.limits``."""
+    limits = settings["gateway"]["limits"]
+    worker = settings["gateway"]["worker"]
+    max_memory_gib = parse_memory(limits["max_memory"], "gateway.limits.max_memory") / GIB
+    default_memory_gib = parse_memory(worker["memory"], "gateway.worker.memory") / GIB
+
+    def to_config(options: Any, user: Any) -> dict[str, Any]:
+        return {
+            "worker_cores": options.worker_cores,
+            "worker_memory": int(options.worker_memory * GIB),
+            "environment": dict(options.environment),
+        }
+
+    return Options(
+        Integer(
+            "worker_cores",
+            default=int(worker["cores"]),
+            min=1,
+            max=max(1, int(limits["max_cores"])),
+            label="Worker cores",
+        ),
+        Float(
+            "worker_memory",
+            default=default_memory_gib,
+            min=0.25,
+            max=max_memory_gib,
+            label="Worker memory (GiB)",
+        ),
+        MappingOption("environment", default={}, label="Environment variables"),
+        handler=to_config,
+    )
+
+
+def configure_gateway_server(
+    c: Any, settings: Mapping[str, Any], hub_api_url: str, backend_class: type
+) -> None:
+    """The platform-independent gateway settings; the caller adds addresses and backend-specific settings.
+
+    `backend_class` (e.g. UnsafeLocalBackend or KubeBackend) is wrapped by `limit_clusters_per_user`.
+    """
+    gateway = settings["gateway"]
+    limits = gateway["limits"]
+    limited = limit_clusters_per_user(backend_class)
+    c.DaskGateway.backend_class = limited
+    getattr(c, limited.__name__).max_clusters_per_user = int(limits["max_clusters"])
+    c.DaskGateway.authenticator_class = FacilityHubAuthenticator
+    c.JupyterHubAuthenticator.jupyterhub_api_url = hub_api_url
+    c.JupyterHubAuthenticator.jupyterhub_service_name = SERVICE_NAME
+    c.Proxy.prefix = service_prefix(settings)
+    c.Backend.cluster_options = cluster_options(settings)
+    c.ClusterConfig.idle_timeout = float(gateway["cluster_idle_timeout"])
+    c.ClusterConfig.cluster_max_workers = int(limits["max_workers"])
+    c.ClusterConfig.cluster_max_cores = float(limits["max_cores"])
+    c.ClusterConfig.cluster_max_memory = parse_memory(limits["max_memory"], "gateway.limits.max_memory")

@@ -1,0 +1,111 @@
+"""The spawner of the local facility: JupyterLab as a local process per user, home under the state folder.
+
+On top of JupyterHub's SimpleLocalProcessSpawner it
+- enforces the profile choice server-side (a profile outside the user's groups gives HTTP 403);
+- applies the profile's limits where a local process can: CPU affinity (``cores`` CPUs of this machine) and a
+  data-segment limit (``memory``) on the server and everything it starts (kernels, terminals);
+- copies the tutorials (``tutorials.source``/*.ipynb) into a new home, never over a user's own copy;
+- writes ``~/servicex.yaml`` with the user's token when ``servicex.endpoint`` is set.
+
+Example (jupyterhub_config.py):
+    >>> c.JupyterHub.spawner_class = "hub_config.local_spawner.FacilityLocalSpawner"  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from traitlets import Dict, List, Unicode
+
+from hub_config.profiles import PROFILE_FIELD, choose_profile, user_group_names
+from hub_config.servicex import servicex_yaml
+from hub_config.settings import parse_memory
+
+TUTORIALS_FOLDER = "tutorials"
+
+
+def pick_cpus(username: str, cores: float, available: list[int]) -> list[int]:
+    """`cores` CPUs (at least one) out of `available`, chosen by a stable hash so users spread out.
+
+    Example:
+        >>> pick_cpus("alice", 1, [0, 1]) in ([0], [1])
+        True
+    """
+    count = max(1, min(len(available), int(cores)))
+    start = int(hashlib.sha256(username.encode()).hexdigest(), 16) % len(available)
+    return [available[(start + i) % len(available)] for i in range(count)]
+
+
+def copy_tutorials(source: Path, home: Path) -> list[Path]:
+    """Copy ``source/*.ipynb`` into ``home/tutorials``, leaving files the user already has untouched."""
+    if not source.is_dir():
+        return []
+    target = home / TUTORIALS_FOLDER
+    copied = []
+    for notebook in sorted(source.glob("*.ipynb")):
+        destination = target / notebook.name
+        if destination.exists():
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(notebook, destination)
+        copied.append(destination)
+    return copied
+
+
+class FacilityLocalSpawner(SimpleLocalProcessSpawner):
+    """SimpleLocalProcessSpawner with group-limited profiles, resource limits, tutorials and ServiceX config."""
+
+    profiles = List(help="The facility profiles (settings `profiles`).").tag(config=True)
+    tutorials_source = Unicode("", help="Folder whose *.ipynb are copied into new homes.").tag(config=True)
+    servicex_endpoint = Unicode("", help="ServiceX endpoint; when set, ~/servicex.yaml is written.").tag(
+        config=True
+    )
+    chosen_profile = Dict(help="The profile of the running server.")
+
+    async def start(self) -> Any:
+        profile = choose_profile(
+            self.profiles, self.user.name, user_group_names(self.user), self.user_options.get(PROFILE_FIELD)
+        )
+        self.chosen_profile = dict(profile)
+        self.cpu_limit = float(profile["cores"])
+        self.mem_limit = parse_memory(profile["memory"], f"profiles[{profile['name']}].memory")
+        self.environment = {**self.environment, "AF_PROFILE": profile["name"]}
+        home = Path(self.home_dir)
+        home.mkdir(parents=True, exist_ok=True)
+        if self.tutorials_source:
+            copy_tutorials(Path(self.tutorials_source), home)
+        if self.servicex_endpoint:
+            auth_state = await self.user.get_auth_state() or {}
+            token = auth_state.get("refresh_token") or auth_state.get("access_token") or ""
+            path = home / "servicex.yaml"
+            path.write_text(servicex_yaml(self.servicex_endpoint, token))
+            path.chmod(0o600)
+        self.log.info("starting %s with profile %s", self.user.name, profile["name"])
+        return await super().start()
+
+    def get_args(self) -> list[str]:
+        args = super().get_args()
+        if os.geteuid() == 0 and "--allow-root" not in args:
+            # The single-user server refuses to run as root without it (and the hub would wait its timeout).
+            args.append("--allow-root")
+        return args
+
+    def make_preexec_fn(self, name: str) -> Callable[[], None]:
+        base = super().make_preexec_fn(name)
+        cpus = pick_cpus(self.user.name, self.cpu_limit or 1, sorted(os.sched_getaffinity(0)))
+        memory = int(self.mem_limit) if self.mem_limit else None
+
+        def preexec() -> None:
+            base()
+            os.sched_setaffinity(0, cpus)
+            if memory:
+                resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+
+        return preexec

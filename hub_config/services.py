@@ -1,0 +1,63 @@
+"""Hub services and roles: what users' tokens, servers' tokens and the operator account may do.
+
+- users and their servers may use the gateway (``access:services!service=dask-gateway``); no other token may
+  (the gateway checks that scope, which closes dask-gateway#829);
+- a server may read its owner's auth_state, so the user's *current* IAM access token can be fetched from the hub
+  inside the server (`af.access_token`) instead of a variable that goes stale;
+- the `af-operator` service account (token from ``services.operator_token_env``) manages users, servers and
+  tokens: the health check (`af health`) and the local runner use it.
+
+Example:
+    >>> [r["name"] for r in facility_roles()]
+    ['user', 'server']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from hub_config.gateway import ACCESS_SCOPE
+
+OPERATOR_SERVICE = "af-operator"
+OPERATOR_SCOPES = [
+    "admin:users",
+    "admin:servers",
+    "tokens",
+    "access:servers",
+    "list:users",
+    "read:users",
+    "read:hub",
+    ACCESS_SCOPE,
+]
+
+
+def facility_roles() -> list[dict[str, Any]]:
+    """The `user` and `server` roles, extended with gateway access and own-auth_state reading."""
+    return [
+        {"name": "user", "scopes": ["self", ACCESS_SCOPE]},
+        {
+            "name": "server",
+            "scopes": [
+                "users:activity!user",
+                "access:servers!server",
+                ACCESS_SCOPE,
+                "admin:auth_state!user",
+                "read:users:name!user",
+                "read:users:groups!user",
+            ],
+        },
+    ]
+
+
+def operator_service(
+    settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The operator service and its role, or None when its token variable is not set."""
+    token = environ.get(settings["services"]["operator_token_env"], "")
+    if not token:
+        return None
+    service = {"name": OPERATOR_SERVICE, "api_token": token}
+    role = {"name": OPERATOR_SERVICE, "scopes": list(OPERATOR_SCOPES), "services": [OPERATOR_SERVICE]}
+    return service, role
