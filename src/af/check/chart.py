@@ -130,6 +130,14 @@ def render(repo: Repo, chart_dir: Path, path: Path | None) -> tuple[Rendered | N
             continue
         for doc in manifests[template]:
             findings += validate_manifest(doc, origin)
+            if doc.get("kind") == "Secret":
+                findings.append(
+                    Finding(
+                        origin,
+                        doc["metadata"].get("name", "?"),
+                        "the chart renders a Secret: use hubEnvSecret",
+                    )
+                )
     rendered = Rendered(label, merged, manifests)
     blame = label
     findings += wiring.check_hub_env(merged, blame)
@@ -153,13 +161,13 @@ def check_chart(repo: Repo) -> list[Finding]:
     return findings
 
 
-def render_all(repo: Repo) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Rendered manifests per values file (for ``diff``); raises if any values file does not render."""
+def render_all(repo: Repo) -> dict[str, Rendered]:
+    """The rendering per values file (for ``diff``); raises if any values file does not render."""
     out = {}
     with standalone_copy(repo) as chart_dir:
         for path in [None, *values_files(repo)]:
             rendered, _ = render(repo, chart_dir, path)
             if rendered is None:
                 raise RuntimeError(f"{repo.rel(path) if path else 'defaults'}: the chart does not render")
-            out[rendered.values_file] = rendered.manifests
+            out[rendered.values_file] = rendered
     return out

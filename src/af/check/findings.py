@@ -17,9 +17,12 @@ class Finding:
     file: str
     key: str
     message: str
+    # a risk that cannot be settled offline: reported, but does not fail the check
+    warning: bool = False
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.key}: {self.message}" if self.key else f"{self.file}: {self.message}"
+        text = f"{self.file}: {self.key}: {self.message}" if self.key else f"{self.file}: {self.message}"
+        return f"warning: {text}" if self.warning else text
 
 
 def dotted(path: object) -> str:
