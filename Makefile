@@ -14,6 +14,7 @@ export PHYSLITE_TEST_DATA ?= $(abspath ../shared/data)
 # and extra prerequisites of `make test`.
 APT_PACKAGES :=
 TEST_PREREQS :=
+BENCH_TARGETS :=
 PYTEST_ARGS ?=
 
 .PHONY: help venv sysdeps test lint format bench bench-data
@@ -46,8 +47,12 @@ sysdeps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-test: venv sysdeps $(TEST_PREREQS)
+test: venv sysdeps
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# every benchmark writes build/bench/<name>.json; the areas add theirs to BENCH_TARGETS
+bench: venv bench-data
+	@echo "benchmark results: $(BUILD)/bench/*.json"
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -58,3 +63,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 include $(wildcard mk/*.mk)
+
+# Prerequisites added by the fragments; listed here because make expands prerequisites when it reads a rule.
+test: $(TEST_PREREQS)
+bench: $(BENCH_TARGETS)
