@@ -1,0 +1,348 @@
+"""http(s):// sources: parallel coalesced range GETs over kept-alive connections, with timeouts and retries.
+
+Example:
+    >>> source = HTTPSource("https://example.org/PHYSLITE.root", concurrency=16, timeout=20)
+    >>> buffer, offsets = source.fetch(starts, stops)
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import queue
+import random
+import re
+import socket
+import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin, urlsplit
+
+import numpy as np
+
+from physlite import __name__ as _package
+from physlite.io.credentials import bearer_token
+from physlite.io.credentials import x509_proxy as find_x509_proxy
+from physlite.io.errors import AccessDenied, CredentialError, NotFound, RangeError, RemoteError, RemoteTimeout
+from physlite.io.ranges import RangePlan
+from physlite.io.remote import RemoteSource
+from physlite.io.urls import redact
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+_REDIRECT_STATUS = {301, 302, 303, 307, 308}
+_MAX_REDIRECTS = 5
+_BACKOFF = 0.25  # seconds before the first retry; doubled each time, with jitter, capped at _MAX_BACKOFF
+_MAX_BACKOFF = 8.0
+_USER_AGENT = f"{_package}-io/1"
+
+
+class _Retry(Exception):
+    """A failure worth retrying (connection reset, timeout, 5xx, 429, truncated body)."""
+
+    def __init__(self, reason: str, wait: float | None = None, timeout: bool = False) -> None:
+        super().__init__(reason)
+        self.wait = wait
+        self.timeout = timeout
+
+
+class _Target:
+    """Where requests go (after redirects): host, port, path with query, and the TLS context."""
+
+    def __init__(self, url: str, context: ssl.SSLContext | None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(url)
+        self.url = url
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.https else 80)
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.context = context
+
+
+class HTTPSource(RemoteSource):
+    """A file behind http:// or https:// (nginx, XrdHttp/WebDAV, object stores with signed URLs).
+
+    Options: concurrency (connections, default 8), timeout (seconds per connect/read, default 30), retries
+    (default 4), token (bearer; default WLCG discovery, sent over https only), x509_proxy (client certificate),
+    ca_file / verify (server certificate), headers (extra request headers), metadata_cache.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        x509_proxy: str | None = None,
+        ca_file: str | None = None,
+        verify: bool = True,
+        headers: dict[str, str] | None = None,
+        **options,
+    ) -> None:
+        super().__init__(url, **options)
+        https = url.lower().startswith("https")
+        self._headers = {"User-Agent": _USER_AGENT, **(headers or {})}
+        token = token if token is not None else (bearer_token() if https else None)
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        if x509_proxy is None and not token and https:
+            x509_proxy = find_x509_proxy()
+        self._context = self._tls_context(ca_file, verify, x509_proxy) if https else None
+        self._target = _Target(url, self._context)
+        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
+        self._target_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="physlite-http")
+        self._closed = False
+        try:
+            self._first_round()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ TLS and connections
+    @staticmethod
+    def _tls_context(ca_file: str | None, verify: bool, proxy: str | None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=ca_file)
+        if ca_file is None and os.environ.get("X509_CERT_DIR") and os.path.isdir(os.environ["X509_CERT_DIR"]):
+            context.load_verify_locations(capath=os.environ["X509_CERT_DIR"])  # the grid's CA folder
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if proxy:
+            try:
+                context.load_cert_chain(proxy)
+            except (OSError, ssl.SSLError) as error:
+                raise CredentialError(
+                    f"X509 proxy {proxy} cannot be used as a client certificate: {error}"
+                ) from None
+        return context
+
+    def _connection(self) -> http.client.HTTPConnection:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        target = self._target
+        self.stats.add(connections=1)
+        if target.https:
+            return http.client.HTTPSConnection(
+                target.host, target.port, timeout=self.timeout, context=target.context
+            )
+        return http.client.HTTPConnection(target.host, target.port, timeout=self.timeout)
+
+    def _release(self, connection: http.client.HTTPConnection, reusable: bool) -> None:
+        if reusable and not self._closed:
+            self._idle.put(connection)
+        else:
+            connection.close()
+
+    # ------------------------------------------------------------------ one request, with retries
+    def _get_range(
+        self, start: int | None, stop: int, out: memoryview | None
+    ) -> tuple[int, str, tuple | None]:
+        """GET bytes [start, stop) into `out`. Without `out` (a probe, when the size is not known yet) the
+        body is returned as (first byte, bytes), shortened at the end of the file; start None asks for the
+        last `stop` bytes. Returns (file size, version tag, probe body). Retries what may pass; raises typed
+        errors naming the URL."""
+        done = 0  # bytes of `out` already received: a retry resumes after them
+        attempt = 0
+        redirects = 0
+        while True:
+            try:
+                return self._attempt(start, stop, out, done)
+            except _Redirect as redirect:
+                redirects += 1
+                if redirects > _MAX_REDIRECTS:
+                    raise RemoteError(self.location, f"more than {_MAX_REDIRECTS} redirects") from None
+                self._retarget(redirect.location)
+            except _Partial as partial:
+                done = partial.done
+                if attempt >= self.retries:
+                    raise RemoteError(
+                        self.location, f"{partial.reason} (after {attempt + 1} attempts)"
+                    ) from None
+                attempt += 1
+                self.stats.add(retries=1)
+                time.sleep(self._backoff(attempt, None))
+            except _Retry as retry:
+                if attempt >= self.retries:
+                    kind = RemoteTimeout if retry.timeout else RemoteError
+                    raise kind(self.location, f"{retry} (after {attempt + 1} attempts)") from None
+                attempt += 1
+                self.stats.add(retries=1)
+                time.sleep(self._backoff(attempt, retry.wait))
+
+    def _backoff(self, attempt: int, wait: float | None) -> float:
+        if wait is not None:
+            return min(wait, _MAX_BACKOFF)
+        return min(_MAX_BACKOFF, _BACKOFF * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+    def _retarget(self, location: str) -> None:
+        with self._target_lock:
+            new = urljoin(self._target.url, location)
+            if urlsplit(new).scheme not in ("http", "https"):
+                raise RemoteError(self.location, f"redirected to an unsupported URL {redact(new)}")
+            self._target = _Target(new, self._context if new.startswith("https") else None)
+            while not self._idle.empty():
+                self._idle.get_nowait().close()
+
+    def _attempt(self, start: int | None, stop: int, out: memoryview | None, done: int):
+        range_header = f"bytes=-{stop}" if start is None else f"bytes={start + done}-{stop - 1}"
+        connection = self._connection()
+        reusable = False
+        try:
+            connection.request("GET", self._target.path, headers={**self._headers, "Range": range_header})
+            self.stats.add(requests=1)
+            response = connection.getresponse()
+            status = response.status
+            if status == 206:
+                size, tag, body = self._read_partial(response, start, stop, out, done)
+                reusable = not response.will_close
+                return size, tag, body
+            payload = response.read(64 * 1024)  # drain a short error body so the connection can be reused
+            reusable = not response.will_close and response.isclosed()
+            self._raise_for_status(response, status, payload)
+            raise AssertionError("unreachable")
+        except TimeoutError as error:
+            raise _Retry(
+                f"no answer within {self.timeout} s ({error or 'timed out'})", timeout=True
+            ) from None
+        except ssl.SSLCertVerificationError as error:
+            raise RemoteError(
+                self.location,
+                f"TLS certificate verification failed ({error.verify_message}); set ca_file= or SSL_CERT_FILE",
+            ) from None
+        except (ConnectionError, http.client.HTTPException, ssl.SSLError, OSError) as error:
+            if isinstance(error, socket.gaierror):
+                raise RemoteError(self.location, f"unknown host {self._target.host}") from None
+            raise _Retry(f"connection to {self._target.host}:{self._target.port} failed: {error!r}") from None
+        finally:
+            self._release(connection, reusable)
+
+    def _raise_for_status(self, response: http.client.HTTPResponse, status: int, payload: bytes) -> None:
+        reason = f"HTTP {status} {response.reason}"
+        if status in _REDIRECT_STATUS and response.getheader("Location"):
+            raise _Redirect(response.getheader("Location"))
+        if status == 200:
+            raise RemoteError(self.location, "the server ignores Range requests (HTTP 200 instead of 206)")
+        if status in (401, 403):
+            hint = "" if "Authorization" in self._headers else " (no bearer token was sent)"
+            raise AccessDenied(self.location, f"{reason}: access denied{hint}")
+        if status in (404, 410):
+            raise NotFound(self.location, f"{reason}: file does not exist")
+        if status == 416:
+            raise RangeError(self.location, f"{reason}: range not satisfiable")
+        if status in _RETRY_STATUS:
+            raise _Retry(reason, wait=_retry_after(response.getheader("Retry-After")))
+        raise RemoteError(self.location, f"unexpected {reason}")
+
+    def _read_partial(self, response, start, stop, out, done):
+        match = _CONTENT_RANGE.match(response.getheader("Content-Range") or "")
+        if not match or match.group(3) == "*":
+            raise RemoteError(self.location, f"bad Content-Range {response.getheader('Content-Range')!r}")
+        first, last, size = int(match.group(1)), int(match.group(2)), int(match.group(3))
+        tag = response.getheader("ETag") or response.getheader("Last-Modified") or ""
+        if out is None:  # a probe: the server says which bytes it sends
+            expected_first = first if start is None else start
+            if first != expected_first or (start is not None and last != min(stop, size) - 1):
+                raise RemoteError(self.location, f"asked for bytes {start}-{stop - 1}, got {first}-{last}")
+            try:
+                body = response.read(last - first + 1)
+            except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as error:
+                raise _Retry(
+                    f"transfer broke off: {error!r}", timeout=isinstance(error, TimeoutError)
+                ) from None
+            if len(body) != last - first + 1:
+                raise _Retry(f"truncated body: {len(body)} of {last - first + 1} bytes")
+            self.stats.add(bytes=len(body))
+            return size, tag, (first, body)
+        if first != start + done or last != stop - 1:
+            raise RemoteError(self.location, f"asked for bytes {start + done}-{stop - 1}, got {first}-{last}")
+        view = out[done:]
+        received = 0
+        while received < len(view):
+            try:
+                n = response.readinto(view[received:])
+            except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as error:
+                self.stats.add(bytes=received)
+                raise _Partial(
+                    done + received, f"transfer broke off after {done + received} bytes: {error!r}"
+                ) from None
+            if n == 0:
+                self.stats.add(bytes=received)
+                raise _Partial(done + received, f"truncated body: {done + received} of {stop - start} bytes")
+            received += n
+        self.stats.add(bytes=received)
+        return size, tag, None
+
+    # ------------------------------------------------------------------ RemoteSource
+    def _open_and_read(self, ranges, head, tail):
+        jobs = [(s, e) for s, e in ranges if e > s] if ranges else [(0, head), (None, tail)]
+        futures = [self._pool.submit(self._get_range, s, e, None) for s, e in jobs]
+        results = [f.result() for f in futures]
+        self.stats.add(rounds=1)
+        sizes = {r[0] for r in results}
+        tags = {r[1] for r in results}
+        if len(sizes) != 1 or len(tags) != 1:
+            raise RemoteError(self.location, "the file changed while it was being opened")
+        segments = [(first, np.frombuffer(body, np.uint8)) for _, _, (first, body) in results]
+        return sizes.pop(), tags.pop(), segments
+
+    def _transfer(self, plan: RangePlan, buffer: np.ndarray) -> None:
+        view = memoryview(buffer)
+        futures = [
+            self._pool.submit(self._get_range, s, e, view[o : o + e - s])
+            for s, e, o in zip(
+                plan.request_starts.tolist(),
+                plan.request_stops.tolist(),
+                plan.request_offsets.tolist(),
+                strict=True,
+            )
+        ]
+        errors = []
+        for future in futures:
+            try:
+                future.result()
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        super().close()
+        self._closed = True
+        self._pool.shutdown(wait=True)
+        while not self._idle.empty():
+            self._idle.get_nowait().close()
+
+
+class _Redirect(Exception):
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+class _Partial(Exception):
+    """The body broke off: `done` bytes arrived and stay; the retry asks for the rest."""
+
+    def __init__(self, done: int, reason: str) -> None:
+        super().__init__(reason)
+        self.done = done
+        self.reason = reason
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None

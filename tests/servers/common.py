@@ -1,0 +1,72 @@
+"""Helpers shared by the test servers: free ports, waiting for a port, a self-signed certificate."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(
+    port: int, process: subprocess.Popen | None = None, timeout: float = 15.0, log: Path | None = None
+) -> None:
+    """Return when 127.0.0.1:port accepts connections; fail with the server's log if it died or never did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            break
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    detail = log.read_text()[-2000:] if log is not None and log.exists() else ""
+    raise RuntimeError(
+        f"server on 127.0.0.1:{port} did not come up (exit code {process and process.poll()}): {detail}"
+    )
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1/localhost and its key, made with openssl; the certificate is its own CA."""
+    cert, key = folder / "server.crt", folder / "server.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Terminate one process we started (by its id) and wait for it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
