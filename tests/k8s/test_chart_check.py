@@ -1,0 +1,123 @@
+"""Mistakes in the chart and its values make the chart check fail, naming the file and the key."""
+
+from __future__ import annotations
+
+from af.check.chart import check_chart, check_dependencies, render, standalone_copy
+from af.check.values_reference import check_reference
+from tests.k8s.conftest import edit, errors
+
+FULL = "charts/analysis-facility/examples/full.yaml"
+STAGING = "flux/deploy/staging/values.yaml"
+
+
+def _messages(findings) -> list[str]:
+    return [str(f) for f in errors(findings)]
+
+
+def test_renders_our_templates_with_every_values_file(real_repo) -> None:
+    with standalone_copy(real_repo) as chart_dir:
+        rendered, findings = render(real_repo, chart_dir, real_repo.root / FULL)
+    assert errors(findings) == []
+    kinds = sorted(d["kind"] for d in rendered.documents())
+    assert kinds == [
+        "ConfigMap",
+        "CronJob",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "NetworkPolicy",
+    ]
+    settings = next(d for d in rendered.documents() if d["kind"] == "ConfigMap")["data"]["settings.yaml"]
+    assert "platform: kubernetes" in settings and "base_url: /af/" in settings
+
+
+def test_typo_in_our_values(scratch) -> None:
+    edit(scratch.root / FULL, "healthCheck:\n  enabled: true", "healthCheck:\n  enabeld: true")
+    assert f"{FULL}: healthCheck.enabeld: unknown key (not in the schema: a typo?)" in _messages(
+        check_chart(scratch)
+    )
+
+
+def test_typo_in_subchart_values_of_a_cluster(scratch) -> None:
+    edit(scratch.root / STAGING, "  proxy:\n    service:", "  proxy:\n    servce:")
+    messages = _messages(check_chart(scratch))
+    assert f"{STAGING}: jupyterhub.proxy.servce: unknown key (not in the schema: a typo?)" in messages
+
+
+def test_wrong_type_in_dask_gateway_values_blames_the_defaults(scratch) -> None:
+    edit(scratch.root / "charts/analysis-facility/values.yaml", "      type: ClusterIP\n", "      type: 7\n")
+    messages = _messages(check_chart(scratch))
+    assert any(
+        m.startswith("charts/analysis-facility/values.yaml: dask-gateway.traefik.service.type:")
+        for m in messages
+    ), messages
+
+
+def test_secret_variable_not_provided_by_the_env_secret(scratch) -> None:
+    edit(scratch.root / STAGING, "client_secret_env: AF_OIDC_CLIENT_SECRET", "client_secret_env: IAM_SECRET")
+    messages = _messages(check_chart(scratch))
+    assert any(
+        m.startswith(f"{STAGING}: settings.auth.client_secret_env: 'IAM_SECRET' is not one of")
+        for m in messages
+    )
+
+
+def test_gateway_prefix_must_follow_the_hub_base_url(scratch) -> None:
+    edit(scratch.root / FULL, "    prefix: /af/services/dask-gateway", "    prefix: /services/dask-gateway")
+    messages = _messages(check_chart(scratch))
+    assert any(
+        m.startswith(f"{FULL}: dask-gateway.gateway.prefix: '/services/dask-gateway'") for m in messages
+    )
+
+
+def test_settings_rejected_by_hub_config(scratch) -> None:
+    edit(scratch.root / STAGING, "server_idle_timeout: 1800", "server_idle_timeout: soon")
+    messages = _messages(check_chart(scratch))
+    assert any(
+        m.startswith(f"{STAGING}: settings: rejected by hub_config.settings.load_settings")
+        and "culling.server_idle_timeout" in m
+        for m in messages
+    ), messages
+
+
+def test_manifest_field_typo_in_a_template(scratch) -> None:
+    edit(
+        scratch.root / "charts/analysis-facility/templates/healthcheck-cronjob.yaml",
+        "  concurrencyPolicy: Forbid",
+        "  concurrencyPolicy: Forbid\n  startingDeadlineSecond: 60",
+    )
+    messages = _messages(check_chart(scratch))
+    assert any(
+        "templates/healthcheck-cronjob.yaml" in m and "startingDeadlineSecond" in m and "CronJob" in m
+        for m in messages
+    ), messages
+
+
+def test_chart_must_not_render_secrets(scratch) -> None:
+    (scratch.chart / "templates/leak.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: leak\nstringData:\n  token: {{ .Values.settings.hub.base_url }}\n"
+    )
+    messages = _messages(check_chart(scratch))
+    assert any("templates/leak.yaml" in m and "renders a Secret" in m for m in messages), messages
+
+
+def test_missing_dependency_declaration_is_reported(scratch) -> None:
+    chart_yaml = scratch.chart / "Chart.yaml"
+    text = chart_yaml.read_text()
+    chart_yaml.write_text(text[: text.index("  - name: dask-gateway")])
+    messages = _messages(check_dependencies(scratch))
+    assert any(
+        m.startswith("charts/analysis-facility/Chart.yaml: dependencies: declares ['jupyterhub']")
+        for m in messages
+    )
+
+
+def test_values_reference_must_be_regenerated(scratch) -> None:
+    edit(
+        scratch.chart / "values.schema.json",
+        '"description": "Cron schedule."',
+        '"description": "When to run."',
+    )
+    assert [str(f) for f in check_reference(scratch)] == [
+        "docs/values-reference.md: out of date with values.schema.json/values.yaml: run `make values-reference`"
+    ]

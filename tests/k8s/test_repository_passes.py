@@ -1,0 +1,42 @@
+"""The committed deployment passes every offline check (what `make check` runs, check by check)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from af.check.__main__ import CHECKS
+from tests.k8s.conftest import ROOT, errors
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_check_passes_on_the_repository(name: str, real_repo) -> None:
+    _, check = CHECKS[name]
+    assert errors(check(real_repo)) == []
+
+
+def test_cli_exit_status_and_report(real_repo, scratch) -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "af.check", "chart", "skew"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "af.check: all checks passed" in ok.stdout
+    values = scratch.root / "flux/deploy/staging/values.yaml"
+    values.write_text(values.read_text() + "healthCheck:\n  shedule: '* * * * *'\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "af.check", "chart", "--root", str(scratch.root)],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1
+    assert "flux/deploy/staging/values.yaml: healthCheck.shedule: unknown key" in bad.stdout
+
+
+def test_cli_rejects_unknown_check() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "af.check", "chrat"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "unknown check(s) ['chrat']" in done.stderr
