@@ -112,6 +112,17 @@ def test_missing_dependency_declaration_is_reported(scratch) -> None:
     )
 
 
+def test_subchart_version_without_a_schema_is_reported(scratch) -> None:
+    edit(scratch.chart / "Chart.yaml", 'version: "4.4.0"', 'version: "4.5.0"')
+    messages = _messages(check_dependencies(scratch))
+    assert any(
+        m.startswith(
+            "charts/analysis-facility/Chart.yaml: dependencies[0].version: '4.5.0': the values are validated"
+        )
+        for m in messages
+    ), messages
+
+
 def test_values_reference_must_be_regenerated(scratch) -> None:
     edit(
         scratch.chart / "values.schema.json",

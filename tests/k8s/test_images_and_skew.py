@@ -113,4 +113,4 @@ def test_the_z2jh_release_and_the_locked_jupyterhub_are_reported(real_repo) -> N
     if jupyterhub.startswith("5."):
         assert warnings == []
     else:
-        assert any("z2jh 4.4.x was released for JupyterHub 5.x" in w for w in warnings)
+        assert any("z2jh 4.4.0 was released for JupyterHub 5.x" in w for w in warnings)

@@ -66,9 +66,21 @@ def standalone_copy(repo: Repo) -> Iterator[Path]:
 def check_dependencies(repo: Repo) -> list[Finding]:
     """Strict lint of the real chart must report exactly the declared subcharts as missing, nothing else."""
     chart_yaml = repo.rel(repo.chart / "Chart.yaml")
-    declared = [d["name"] for d in load_one(repo.chart / "Chart.yaml").get("dependencies") or []]
+    dependencies = load_one(repo.chart / "Chart.yaml").get("dependencies") or []
+    declared = [d["name"] for d in dependencies]
     expected = {s.name for s in subcharts.SUBCHARTS}
     findings = []
+    for i, dep in enumerate(dependencies):
+        sub = next((s for s in subcharts.SUBCHARTS if s.name == dep.get("name")), None)
+        if sub is not None and str(dep.get("version")) != sub.version:
+            findings.append(
+                Finding(
+                    chart_yaml,
+                    f"dependencies[{i}].version",
+                    f"{dep.get('version')!r}: the values are validated against {sub.name} {sub.version} "
+                    f"({sub.schema_file}); pin that version or add the schema of the new one",
+                )
+            )
     if set(declared) != expected:
         findings.append(
             Finding(

@@ -14,15 +14,16 @@ from af.check.repo import Repo
 
 @dataclass(frozen=True)
 class Subchart:
-    """A dependency of the chart: its name (= values key), version range and schema file in the schema dir."""
+    """A dependency of the chart: its name (= values key), pinned version and schema file in the schema dir."""
 
     name: str
+    version: str
     schema_file: str
 
 
 SUBCHARTS = (
-    Subchart("jupyterhub", "z2jh-4.4.0.values.schema.json"),
-    Subchart("dask-gateway", "dask-gateway-2026.3.0.values.schema.json"),
+    Subchart("jupyterhub", "4.4.0", "z2jh-4.4.0.values.schema.json"),
+    Subchart("dask-gateway", "2026.3.0", "dask-gateway-2026.3.0.values.schema.json"),
 )
 
 
