@@ -36,3 +36,12 @@ def faulty(served):
     server = start_faulty(served)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def xrootd(r21_path, r22_path):
+    from servers.xrootd import start_xrootd
+
+    server = start_xrootd([r21_path, r22_path])
+    yield server
+    server.stop()

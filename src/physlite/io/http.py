@@ -202,9 +202,10 @@ class HTTPSource(RemoteSource):
                 size, tag, body = self._read_partial(response, start, stop, out, done)
                 reusable = not response.will_close
                 return size, tag, body
-            payload = response.read(64 * 1024)  # drain a short error body so the connection can be reused
-            reusable = not response.will_close and response.isclosed()
-            self._raise_for_status(response, status, payload)
+            if status != 200:
+                response.read(64 * 1024)  # drain a short error body so the connection can be reused
+                reusable = not response.will_close and response.isclosed()
+            self._raise_for_status(response, status, suffix=start is None)
             raise AssertionError("unreachable")
         except TimeoutError as error:
             raise _Retry(
@@ -222,10 +223,12 @@ class HTTPSource(RemoteSource):
         finally:
             self._release(connection, reusable)
 
-    def _raise_for_status(self, response: http.client.HTTPResponse, status: int, payload: bytes) -> None:
+    def _raise_for_status(self, response: http.client.HTTPResponse, status: int, suffix: bool) -> None:
         reason = f"HTTP {status} {response.reason}"
         if status in _REDIRECT_STATUS and response.getheader("Location"):
             raise _Redirect(response.getheader("Location"))
+        if status == 200 and suffix:
+            raise _NoSuffix()
         if status == 200:
             raise RemoteError(self.location, "the server ignores Range requests (HTTP 200 instead of 206)")
         if status in (401, 403):
@@ -280,10 +283,25 @@ class HTTPSource(RemoteSource):
 
     # ------------------------------------------------------------------ RemoteSource
     def _open_and_read(self, ranges, head, tail):
-        jobs = [(s, e) for s, e in ranges if e > s] if ranges else [(0, head), (None, tail)]
+        suffix = self._target.host not in _NO_SUFFIX_HOSTS
+        jobs = (
+            [(s, e) for s, e in ranges if e > s]
+            if ranges
+            else [(0, head)] + ([(None, tail)] if suffix else [])
+        )
         futures = [self._pool.submit(self._get_range, s, e, None) for s, e in jobs]
-        results = [f.result() for f in futures]
+        results = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except _NoSuffix:
+                _NO_SUFFIX_HOSTS.add(self._target.host)
         self.stats.add(rounds=1)
+        if not ranges and len(results) < 2:  # no suffix ranges here (XrdHttp): the tail needs the size first
+            size = results[0][0]
+            if size > head:
+                results.append(self._get_range(max(head, size - tail), size, None))
+                self.stats.add(rounds=1)
         sizes = {r[0] for r in results}
         tags = {r[1] for r in results}
         if len(sizes) != 1 or len(tags) != 1:
@@ -325,6 +343,13 @@ class _Redirect(Exception):
     def __init__(self, location: str) -> None:
         super().__init__(location)
         self.location = location
+
+
+class _NoSuffix(Exception):
+    """The server answered a suffix range (`bytes=-N`) with the whole file."""
+
+
+_NO_SUFFIX_HOSTS: set[str] = set()
 
 
 class _Partial(Exception):

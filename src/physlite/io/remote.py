@@ -139,7 +139,8 @@ class RemoteSource(BaseSource):
     ) -> tuple[int, str, list[tuple[int, np.ndarray]]]:
         raise NotImplementedError
 
-    def _transfer(self, plan: RangePlan, buffer: np.ndarray) -> None:
+    def _transfer(self, plan: RangePlan, buffer: np.ndarray) -> int | None:
+        """Fill `buffer`; returns the dependent round trips it took (None: one per `concurrency` requests)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ opening
@@ -217,8 +218,8 @@ class RemoteSource(BaseSource):
         plan = coalesce(starts, stops, self.gap, max_request)
         buffer = np.empty(plan.total, np.uint8)
         if len(plan):
-            self._transfer(plan, buffer)
-            self.stats.add(rounds=-(-len(plan) // self.concurrency))
+            rounds = self._transfer(plan, buffer)
+            self.stats.add(rounds=rounds if rounds is not None else -(-len(plan) // self.concurrency))
         return buffer, plan.offsets
 
     def close(self) -> None:

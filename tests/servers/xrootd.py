@@ -1,0 +1,130 @@
+"""The Debian XRootD server (root:// and XrdHttp) as user xrootd in its own network namespace, reached from
+127.0.0.1 through forward.py. Files are served from a world-readable folder under /tmp."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from servers.common import free_port, stop, wait_for_port
+
+ROOT_PORT, HTTP_PORT = 1094, 8080
+
+CONFIG = """
+all.export /
+oss.localroot {root}
+xrd.port {root_port}
+xrd.protocol XrdHttp:{http_port} libXrdHttp.so
+all.adminpath {run}/admin
+all.pidpath {run}
+xrootd.seclib default
+"""
+
+
+@dataclass
+class XRootD:
+    root: Path
+    run: Path
+    netns: str
+    root_port: int
+    http_port: int
+    server: subprocess.Popen
+    forwarder: subprocess.Popen
+
+    def url(self, name: str) -> str:
+        return f"root://127.0.0.1:{self.root_port}//{name}"
+
+    def http_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}/{name}"
+
+    def stop(self) -> None:
+        stop(self.forwarder)
+        stop(self.server)
+        subprocess.run(["ip", "netns", "delete", self.netns], check=False, capture_output=True)
+        shutil.rmtree(self.run, ignore_errors=True)
+
+
+def start_xrootd(files: list[Path]) -> XRootD:
+    """Serve `files` (copied by hard link or copy into a folder the xrootd user can read)."""
+    run = Path(tempfile.mkdtemp(prefix="physlite-xrootd-"))
+    root = run / "data"
+    root.mkdir()
+    for path in files:
+        shutil.copyfile(path, root / path.name)
+    (run / "admin").mkdir()
+    for folder in (run, root):
+        folder.chmod(0o755)
+    shutil.chown(run / "admin", "xrootd", "xrootd")
+    shutil.chown(run, "xrootd", "xrootd")
+    config = run / "xrootd.cfg"
+    config.write_text(CONFIG.format(root=root, run=run, root_port=ROOT_PORT, http_port=HTTP_PORT))
+    netns = f"physlite-xrd-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", netns], check=True, capture_output=True)
+    subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True, capture_output=True)
+    log = run / "xrootd.log"
+    server = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            "runuser",
+            "-u",
+            "xrootd",
+            "--",
+            "xrootd",
+            "-c",
+            str(config),
+            "-l",
+            str(log),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    root_port, http_port = free_port(), free_port()
+    forwarder = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("forward.py")),
+            "--netns",
+            netns,
+            f"{root_port}:{ROOT_PORT}",
+            f"{http_port}:{HTTP_PORT}",
+        ]
+    )
+    wait_for_port(root_port, forwarder)
+    handle = XRootD(root, run, netns, root_port, http_port, server, forwarder)
+    try:
+        _wait_for_xrootd(handle, log)
+    except BaseException:
+        handle.stop()
+        raise
+    return handle
+
+
+def _wait_for_xrootd(handle: XRootD, log: Path, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if handle.server.poll() is not None:
+            break
+        probe = subprocess.run(
+            ["ip", "netns", "exec", handle.netns, "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{ROOT_PORT}"],
+            capture_output=True,
+        )
+        if probe.returncode == 0:
+            return
+        time.sleep(0.1)
+    detail = log.read_text()[-3000:] if log.exists() else ""
+    raise RuntimeError(f"xrootd did not start (exit {handle.server.poll()}): {detail}")
+
+
+if os.name != "posix":  # pragma: no cover
+    raise ImportError("the XRootD test server needs Linux network namespaces")
