@@ -8,7 +8,10 @@ BUILD := build
 UV := $(BUILD)/bootstrap/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
-export PHYSLITE_TEST_DATA ?= $(abspath ../shared/data)
+# The shared folder beside the repository (test data, upstream chart schemas); /work/shared when cloned elsewhere.
+SHARED ?= $(firstword $(wildcard $(abspath ../shared) /work/shared) $(abspath ../shared))
+export PHYSLITE_TEST_DATA ?= $(SHARED)/data
+export AF_SUBCHART_SCHEMAS ?= $(SHARED)/schemas
 
 # Areas append Debian packages they need (installed idempotently by `sysdeps`)
 # and extra prerequisites of `make test`.
