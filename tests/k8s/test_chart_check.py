@@ -70,6 +70,21 @@ def test_gateway_prefix_must_follow_the_hub_base_url(scratch) -> None:
     )
 
 
+def test_gateway_address_must_be_reachable_from_user_servers(scratch) -> None:
+    edit(
+        scratch.root / FULL,
+        "address: http://traefik-dask-gateway/af/services/dask-gateway",
+        "address: http://proxy-public/af/services/dask-gateway",
+    )
+    messages = _messages(check_chart(scratch))
+    assert any(
+        m.startswith(
+            f"{FULL}: settings.gateway.address: 'http://proxy-public/af/services/dask-gateway', expected"
+        )
+        for m in messages
+    ), messages
+
+
 def test_settings_rejected_by_hub_config(scratch) -> None:
     edit(scratch.root / STAGING, "server_idle_timeout: 1800", "server_idle_timeout: soon")
     messages = _messages(check_chart(scratch))

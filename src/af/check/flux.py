@@ -224,8 +224,8 @@ def check_cluster(repo: Repo, cluster_dir: Path) -> list[Finding]:
     built.objects += [(_origin(index, repo.rel(cluster_dir), d), d) for d in docs]
     for doc in docs:
         if doc.get("kind") == "Kustomization" and "toolkit" in doc.get("apiVersion", ""):
-            path = repo.root / str((doc.get("spec") or {}).get("path", "")).lstrip("./")
-            if not path.is_dir():
+            path = (repo.root / str((doc.get("spec") or {}).get("path", ""))).resolve()
+            if not path.is_dir() or not path.is_relative_to(repo.root):
                 findings.append(
                     Finding(repo.rel(cluster_dir), f"{object_name(doc)}: spec.path", f"{path} missing")
                 )
@@ -259,6 +259,6 @@ def build_all(repo: Repo) -> dict[str, list[dict[str, Any]]]:
         docs, _ = build(repo, cluster)
         for doc in list(docs):
             if doc.get("kind") == "Kustomization" and "toolkit" in doc.get("apiVersion", ""):
-                docs += build(repo, repo.root / str(doc["spec"].get("path", "")).lstrip("./"))[0]
+                docs += build(repo, (repo.root / str(doc["spec"].get("path", ""))).resolve())[0]
         out[cluster.name] = docs
     return out

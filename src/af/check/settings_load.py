@@ -15,14 +15,11 @@ SETTINGS_CONFIGMAP = "analysis-facility-settings"
 def check_rendered_settings(documents: list[dict[str, Any]], blame: str) -> list[Finding]:
     """Load the rendered settings with ``hub_config.settings.load_settings``; its errors become findings.
 
-    When hub_config has no settings module yet (it is developed in parallel), the settings are not validated
-    beyond the chart's schema, and a finding says so only if the module exists but cannot be imported.
+    The hub image installs hub_config from this repository, so the check uses the same code.
     """
     try:
         module = importlib.import_module("hub_config.settings")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("hub_config.settings", "hub_config"):
-            return []
+    except ImportError as exc:
         return [Finding("hub_config/settings.py", "", f"cannot be imported: {exc}")]
     cm = next(
         (

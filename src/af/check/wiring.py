@@ -7,6 +7,7 @@ hub token, the URL prefixes. These checks make a mismatch fail offline instead o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -114,6 +115,22 @@ def check_prefixes(values: Mapping[str, Any], blame: str) -> list[Finding]:
     prefix = _get(gateway, "gateway", "prefix")
     if prefix != expected:
         findings.append(Finding(blame, "dask-gateway.gateway.prefix", f"{prefix!r}, expected {expected!r}"))
+    traefik = f"traefik-{gateway.get('fullnameOverride') or 'dask-gateway'}"
+    address = _get(values, "settings", "gateway", "address")
+    if address is not None and address.rstrip("/") != f"http://{traefik}{expected}":
+        findings.append(
+            Finding(
+                blame,
+                "settings.gateway.address",
+                f"{address!r}, expected 'http://{traefik}{expected}' (user servers may reach the gateway's traefik)",
+            )
+        )
+    for key in ("proxy_address", "service_url"):
+        value = str(_get(values, "settings", "gateway", key) or "")
+        if value and not re.match(rf"^\w+://{re.escape(traefik)}(:\d+)?/?$", value):
+            findings.append(
+                Finding(blame, f"settings.gateway.{key}", f"{value!r} is not the gateway's traefik {traefik}")
+            )
     public = _get(values, "settings", "gateway", "public_address")
     if public is not None and public.rstrip("/") != expected:
         findings.append(
