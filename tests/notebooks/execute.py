@@ -87,9 +87,11 @@ def execute(
     checks: str = "{}",
     workdir: Path | None = None,
     timeout: int = 300,
+    label: str | None = None,
 ) -> Executed:
     """Run ``notebooks/<name>.ipynb`` top to bottom; ``checks`` is a Python expression (a dict of JSON-able
-    values) evaluated in the kernel after the last cell. Raises CellExecutionError naming the failing cell."""
+    values) evaluated in the kernel after the last cell; ``label`` names the run in the timings (default:
+    ``name``). Raises CellExecutionError naming the failing cell."""
     path = NOTEBOOKS / f"{name}.ipynb"
     notebook = nbformat.read(path, as_version=4)
     inject_parameters(notebook, parameters or {})
@@ -109,7 +111,7 @@ def execute(
         client.execute(env=kernel_environment(env))
     finally:
         seconds = time.perf_counter() - started
-        save(name, notebook, seconds)
+        save(label or name, notebook, seconds)
     reported = [line for line in _stdout(notebook.cells[-1]).splitlines() if line.startswith(CHECKS_MARKER)]
     if not reported:
         raise CellExecutionError(f"{name}: the check cell printed nothing", "", "")
