@@ -103,7 +103,10 @@ def element_class(type_name: str) -> str | None:
 
 
 def clid_of(type_name: str) -> int | None:
-    """The CLID of the container type holding elements of ``type_name`` (see :func:`element_class`)."""
+    """The CLID of the container type holding elements of ``type_name`` (see :func:`element_class`); None for
+    auxiliary stores (``...AuxContainer``), which have CLIDs of their own and are never link targets."""
+    if "Aux" in type_name:
+        return None
     cls = element_class(type_name)
     return CLIDS.get(cls) if cls else None
 
