@@ -108,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     read_cmd.add_argument("branches", nargs="+", metavar="BRANCH")
     read_cmd.add_argument("--entry-start", type=int, default=None)
     read_cmd.add_argument("--entry-stop", type=int, default=None)
+    run_cmd = commands.add_parser("run", help="run a reference analysis (physlite.analysis) over files")
+    run_cmd.add_argument("analysis", choices=["analysis"], help="which analysis: the SUSY-style reference")
+    run_cmd.add_argument("files", nargs="+", metavar="FILE")
+    run_cmd.add_argument("--mode", choices=["lazy", "eager", "dask"], default="lazy")
+    run_cmd.add_argument("--chunk-size", type=int, default=100_000, help="entries per chunk (dask partition)")
+    run_cmd.add_argument("--output", default=None, metavar="JSON", help="also write the counts as JSON")
+    run_cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -119,6 +126,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             inspect(args.file)
         elif args.command == "read":
             read(args.file, args.branches, args.entry_start, args.entry_stop)
+        elif args.command == "run":
+            from physlite.analysis import cli_run
+
+            return cli_run(
+                args.files,
+                mode=args.mode,
+                chunk_size=args.chunk_size,
+                output=args.output,
+                progress=not args.no_progress,
+            )
     except PhysliteError as error:
         print(f"physlite: error: {error}", file=sys.stderr)
         return 1

@@ -229,3 +229,12 @@ def test_cli_run_prints_counts_and_writes_json(r21_path, tmp_path, capsys):
 def test_cli_run_bad_file_exits_non_zero(tmp_path, capsys):
     assert cli_run([str(tmp_path / "absent.root")], progress=False) == 2
     assert "absent.root" in capsys.readouterr().err
+
+
+def test_physlite_run_analysis_command(r22_path, capsys):
+    from physlite.cli import main
+
+    assert main(["run", "analysis", str(r22_path), "--no-progress", "--chunk-size", "30"]) == 0
+    assert "100 events" in capsys.readouterr().out
+    assert main(["run", "analysis", str(r22_path), "--no-progress", "--chunk-size", "0"]) == 2
+    assert "chunk size must be positive" in capsys.readouterr().err
