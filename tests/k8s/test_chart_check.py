@@ -85,6 +85,19 @@ def test_gateway_address_must_be_reachable_from_user_servers(scratch) -> None:
     ), messages
 
 
+def test_hub_start_up_fails_without_a_variable_hub_config_needs(scratch) -> None:
+    values = scratch.root / STAGING
+    values.write_text(values.read_text() + "  hub:\n    extraEnv:\n      AF_GATEWAY_API_TOKEN: null\n")
+    messages = _messages(check_chart(scratch))
+    assert any(
+        m.startswith(
+            f"{STAGING}: jupyterhub.hub.extraEnv: the hub's configuration fails with the environment"
+        )
+        and "AF_GATEWAY_API_TOKEN is not set" in m
+        for m in messages
+    ), messages
+
+
 def test_settings_rejected_by_hub_config(scratch) -> None:
     edit(scratch.root / STAGING, "server_idle_timeout: 1800", "server_idle_timeout: soon")
     messages = _messages(check_chart(scratch))

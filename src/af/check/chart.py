@@ -21,8 +21,8 @@ from typing import Any
 import helm_python
 import yaml
 
+from af.check import hub_startup, settings_load, subcharts, wiring
 from af.check import schema as schema_check
-from af.check import settings_load, subcharts, wiring
 from af.check.findings import Finding
 from af.check.manifests import validate_manifest
 from af.check.repo import KUBE_VERSION, Repo
@@ -155,7 +155,10 @@ def render(repo: Repo, chart_dir: Path, path: Path | None) -> tuple[Rendered | N
     findings += wiring.check_hub_env(merged, blame)
     findings += wiring.check_prefixes(merged, blame)
     findings += wiring.check_mounts(merged, rendered.documents(), blame)
-    findings += settings_load.check_rendered_settings(rendered.documents(), blame)
+    settings_findings = settings_load.check_rendered_settings(rendered.documents(), blame)
+    findings += settings_findings
+    if not settings_findings:
+        findings += hub_startup.check_hub_startup(merged, rendered.documents(), blame)
     return rendered, findings
 
 

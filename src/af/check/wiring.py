@@ -43,6 +43,8 @@ GATEWAY_TOKEN_ENV = ("gateway", "api_token_env")
 GATEWAY_TOKEN_DEFAULT = "AF_GATEWAY_API_TOKEN"
 # z2jh generates a token per entry of hub.services into its Secret `hub` under this key
 Z2JH_SERVICE_TOKEN = ("hub", "hub.services.dask-gateway.apiToken")
+# ... and the auth_state encryption key(s), which hub_config reads from JUPYTERHUB_CRYPT_KEY
+Z2JH_CRYPT_KEY = ("JUPYTERHUB_CRYPT_KEY", ("hub", "hub.config.CryptKeeper.keys"))
 
 
 def check_hub_env(values: Mapping[str, Any], blame: str) -> list[Finding]:
@@ -69,6 +71,7 @@ def check_hub_env(values: Mapping[str, Any], blame: str) -> list[Finding]:
     expected_refs = {key: (secret, key) for key in keys}
     token_env = _get(values, "settings", *GATEWAY_TOKEN_ENV) or GATEWAY_TOKEN_DEFAULT
     expected_refs[token_env] = Z2JH_SERVICE_TOKEN
+    expected_refs[Z2JH_CRYPT_KEY[0]] = Z2JH_CRYPT_KEY[1]
     for var, (name, key) in expected_refs.items():
         ref = _get(env.get(var), "valueFrom", "secretKeyRef")
         where = f"jupyterhub.hub.extraEnv.{var}"
