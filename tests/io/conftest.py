@@ -20,6 +20,9 @@ def served(tmp_path_factory, r21_path, r22_path) -> Path:
     for path in (r21_path, r22_path):
         (root / path.name).symlink_to(path)
     (root / "sibling_of_example.root").symlink_to(r22_path)
+    (root / "test").mkdir()  # rucio scope `test` (identity lfn2pfn: <prefix>/test/<name>)
+    for path in (r21_path, r22_path):
+        (root / "test" / path.name).symlink_to(path)
     root.chmod(0o755)
     return root
 
@@ -42,6 +45,62 @@ def faulty(served):
 def xrootd(r21_path, r22_path):
     from servers.xrootd import start_xrootd
 
-    server = start_xrootd([r21_path, r22_path])
+    # in scope `test` only the r22 file: rucio's replica of the r21 file on this server is broken on purpose
+    server = start_xrootd(
+        {r21_path.name: r21_path, r22_path.name: r22_path, f"test/{r22_path.name}": r22_path}
+    )
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def rucio(tmp_path_factory, nginx, xrootd, r21_path, r22_path):
+    """A rucio server with two RSEs: NGINX_DISK (https) and XROOTD_DISK (root), scope `test`."""
+    import os
+
+    from servers.rucio_server import start_rucio
+
+    server = start_rucio(tmp_path_factory.mktemp("rucio"))
+    previous = os.environ.get("RUCIO_CONFIG")
+    os.environ["RUCIO_CONFIG"] = str(server.client_config)
+    try:
+        from rucio.client import Client
+
+        client = Client()
+        domains = {"lan": {"read": 1, "write": 1, "delete": 1}, "wan": {"read": 1, "write": 1, "delete": 1}}
+        for rse, scheme, port, prefix in (
+            ("NGINX_DISK", "https", nginx.https_port, "/data/"),
+            ("XROOTD_DISK", "root", xrootd.root_port, "//"),
+        ):
+            client.add_rse(rse)
+            client.add_protocol(
+                rse,
+                {
+                    "scheme": scheme,
+                    "hostname": "127.0.0.1",
+                    "port": port,
+                    "prefix": prefix,
+                    "impl": "rucio.rse.protocols.gfal.Default",
+                    "domains": domains,
+                },
+            )
+        client.add_scope("root", "test")
+        for path in (r21_path, r22_path):
+            replica = {
+                "scope": "test",
+                "name": path.name,
+                "bytes": path.stat().st_size,
+                "adler32": "00000001",
+            }
+            for rse in ("NGINX_DISK", "XROOTD_DISK"):
+                client.add_replicas(rse, [replica])
+        ghost = {"scope": "test", "name": "ghost.root", "bytes": 100, "adler32": "00000001"}
+        for rse in ("NGINX_DISK", "XROOTD_DISK"):
+            client.add_replicas(rse, [ghost])
+        yield server
+    finally:
+        if previous is None:
+            os.environ.pop("RUCIO_CONFIG", None)
+        else:
+            os.environ["RUCIO_CONFIG"] = previous
+        server.stop()

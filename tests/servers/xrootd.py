@@ -50,15 +50,18 @@ class XRootD:
         shutil.rmtree(self.run, ignore_errors=True)
 
 
-def start_xrootd(files: list[Path]) -> XRootD:
-    """Serve `files` (copied by hard link or copy into a folder the xrootd user can read)."""
+def start_xrootd(files: list[Path] | dict[str, Path]) -> XRootD:
+    """Serve `files` (a list, served by name, or {path in the server: file}), copied into a folder the xrootd
+    user can read."""
     run = Path(tempfile.mkdtemp(prefix="physlite-xrootd-"))
     root = run / "data"
     root.mkdir()
-    for path in files:
-        shutil.copyfile(path, root / path.name)
+    mapping = files if isinstance(files, dict) else {path.name: path for path in files}
+    for relative, path in mapping.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, root / relative)
     (run / "admin").mkdir()
-    for folder in (run, root):
+    for folder in (run, *(p for p in root.rglob("*") if p.is_dir()), root):
         folder.chmod(0o755)
     shutil.chown(run / "admin", "xrootd", "xrootd")
     shutil.chown(run, "xrootd", "xrootd")

@@ -71,7 +71,7 @@ def open_source(location: str | os.PathLike, **options) -> Source:
     Options of remote sources: `concurrency` (parallel requests), `timeout` (seconds per network operation),
     `retries`, `token` (bearer token; default: WLCG token discovery), `x509_proxy` (path), `ca_file`,
     `metadata_cache` (folder for metadata plans on disk, or None). rucio: `schemes` (preference order),
-    `rse_expression`, `sign_urls`.
+    `rse_expression`, `signature_lifetime`, `rucio_client`.
 
     Example:
         >>> source = open_source("root://eos.example.org//data/PHYSLITE.root", concurrency=16)

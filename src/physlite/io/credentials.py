@@ -93,8 +93,10 @@ def proxy_upload_widget(path: str | os.PathLike | None = None):
         files = change["new"]
         if not files:
             return
+        content = bytes(files[0]["content"])
+        upload.value = ()  # the private key must not stay in the widget's (and the notebook's) state
         try:
-            stored = store_proxy(bytes(files[0]["content"]), path)
+            stored = store_proxy(content, path)
         except CredentialError as error:
             status.value = f"<b>Not stored:</b> {error}"
         else:

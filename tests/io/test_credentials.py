@@ -1,0 +1,121 @@
+"""Credentials: WLCG bearer token discovery, X509 proxy discovery, the proxy upload helper (file mode 0600)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from datetime import UTC, datetime
+
+import pytest
+
+from physlite.io import CredentialError
+from physlite.io.credentials import bearer_token, proxy_upload_widget, store_proxy, x509_proxy
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def clean_environment(monkeypatch, tmp_path):
+    for variable in (
+        "BEARER_TOKEN",
+        "BEARER_TOKEN_FILE",
+        "XDG_RUNTIME_DIR",
+        "X509_USER_PROXY",
+        "RUCIO_AUTH_TYPE",
+    ):
+        monkeypatch.setenv(variable, "")  # recorded, so that what store_proxy sets is undone afterwards
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "runtime"))
+    return monkeypatch
+
+
+@pytest.fixture
+def proxy_pem(tmp_path) -> bytes:
+    """A certificate and key in one PEM file, like a grid proxy (made with openssl)."""
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=jdoe/CN=proxy",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert.read_bytes() + key.read_bytes()
+
+
+def test_token_discovery_order(clean_environment, tmp_path):
+    assert bearer_token() is None
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    (runtime / f"bt_u{os.geteuid()}").write_text("from-runtime-dir\n")
+    assert bearer_token() == "from-runtime-dir"
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file")
+    clean_environment.setenv("BEARER_TOKEN_FILE", str(token_file))
+    assert bearer_token() == "from-file"
+    clean_environment.setenv("BEARER_TOKEN", "from-variable")
+    assert bearer_token() == "from-variable"
+
+
+def test_store_proxy_writes_0600_and_configures_sources_and_rucio(clean_environment, tmp_path, proxy_pem):
+    target = store_proxy(proxy_pem, tmp_path / "x509up_test")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_bytes() == proxy_pem
+    assert os.environ["X509_USER_PROXY"] == str(target)
+    assert os.environ["RUCIO_AUTH_TYPE"] == "x509_proxy"
+    assert x509_proxy() == str(target)
+
+
+def test_store_proxy_refuses_what_is_not_a_proxy(clean_environment, tmp_path):
+    with pytest.raises(CredentialError, match="not an X509 proxy"):
+        store_proxy(b"hello", tmp_path / "x509up_test")
+    assert not (tmp_path / "x509up_test").exists()
+
+
+def test_upload_widget_stores_the_uploaded_proxy(clean_environment, tmp_path, proxy_pem):
+    widget = proxy_upload_widget(tmp_path / "uploaded")
+    upload, status = widget.children
+    upload.value = (
+        {
+            "name": "x509up_u1000",
+            "type": "",
+            "size": len(proxy_pem),
+            "content": memoryview(proxy_pem),
+            "last_modified": NOW,
+        },
+    )
+    stored = tmp_path / "uploaded"
+    assert stored.read_bytes() == proxy_pem
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert "Proxy stored" in status.value
+    assert upload.value == ()  # the private key does not stay in the widget (nor in the notebook's state)
+    upload.value = (
+        {"name": "junk", "type": "", "size": 4, "content": memoryview(b"junk"), "last_modified": NOW},
+    )
+    assert "Not stored" in status.value
+
+
+def test_proxy_is_presented_as_client_certificate_to_https(clean_environment, tmp_path, proxy_pem):
+    from physlite.io.http import HTTPSource
+
+    path = store_proxy(proxy_pem, tmp_path / "x509up_test")
+    context = HTTPSource._tls_context(None, True, str(path))
+    assert context is not None
+    broken = tmp_path / "broken"
+    broken.write_text("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+    with pytest.raises(CredentialError, match="cannot be used as a client certificate"):
+        HTTPSource._tls_context(None, True, str(broken))
