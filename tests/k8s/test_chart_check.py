@@ -98,6 +98,16 @@ def test_hub_start_up_fails_without_a_variable_hub_config_needs(scratch) -> None
     ), messages
 
 
+def test_gateway_start_up_fails_without_the_settings(scratch) -> None:
+    values = scratch.root / STAGING
+    values.write_text(values.read_text() + "dask-gateway:\n  gateway:\n    env: []\n")
+    messages = _messages(check_chart(scratch))
+    assert (
+        f"{STAGING}: dask-gateway.gateway.extraConfig: the gateway server's configuration fails: "
+        "KeyError: 'AF_SETTINGS_YAML'"
+    ) in messages, messages
+
+
 def test_settings_rejected_by_hub_config(scratch) -> None:
     edit(scratch.root / STAGING, "server_idle_timeout: 1800", "server_idle_timeout: soon")
     messages = _messages(check_chart(scratch))

@@ -21,8 +21,8 @@ from typing import Any
 import helm_python
 import yaml
 
-from af.check import hub_startup, settings_load, subcharts, wiring
 from af.check import schema as schema_check
+from af.check import settings_load, startup, subcharts, wiring
 from af.check.findings import Finding
 from af.check.manifests import validate_manifest
 from af.check.repo import KUBE_VERSION, Repo
@@ -155,10 +155,7 @@ def render(repo: Repo, chart_dir: Path, path: Path | None) -> tuple[Rendered | N
     findings += wiring.check_hub_env(merged, blame)
     findings += wiring.check_prefixes(merged, blame)
     findings += wiring.check_mounts(merged, rendered.documents(), blame)
-    settings_findings = settings_load.check_rendered_settings(rendered.documents(), blame)
-    findings += settings_findings
-    if not settings_findings:
-        findings += hub_startup.check_hub_startup(merged, rendered.documents(), blame)
+    findings += settings_load.check_rendered_settings(rendered.documents(), blame)
     return rendered, findings
 
 
@@ -170,10 +167,15 @@ def check_chart(repo: Repo) -> list[Finding]:
         []
     """
     findings = check_dependencies(repo)
+    started = []
     with standalone_copy(repo) as chart_dir:
         for path in [None, *values_files(repo)]:
-            findings += render(repo, chart_dir, path)[1]
-    return findings
+            rendered, more = render(repo, chart_dir, path)
+            findings += more
+            # start-up is tried only where the settings are valid (else hub_config's own error was reported)
+            if rendered is not None and not any(f.key == "settings" for f in more):
+                started.append((rendered.merged, rendered.documents(), rendered.values_file))
+    return findings + startup.check_startup(started)
 
 
 def render_all(repo: Repo) -> dict[str, Rendered]:

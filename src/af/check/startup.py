@@ -1,10 +1,18 @@
-"""The hub's start-up configuration, run for real with what the chart gives the hub pod.
+"""The hub's and the gateway server's start-up configuration, run for real with what the chart gives their pods.
 
-The ``jupyterhub_config.d`` snippet the chart mounts is executed in a separate Python process whose environment
-holds exactly the variables the hub container gets from the values (``jupyterhub.hub.extraEnv`` and those
-Zero to JupyterHub always sets), with placeholder values, and whose settings file is the ``settings.yaml`` of the
-rendered ConfigMap. Only the issuer's discovery document is answered locally (no network here). A variable that
-hub_config needs but the chart does not provide fails here instead of in a crash-looping hub.
+The ``jupyterhub_config.d`` snippet the chart mounts is executed with an environment holding exactly the
+variables the hub container gets from the values (``jupyterhub.hub.extraEnv`` and those Zero to JupyterHub
+always sets), with placeholder values, and with the ``settings.yaml`` of the rendered ConfigMap. Only the
+issuer's discovery document is answered locally (no network here). A variable that hub_config needs but the
+chart does not provide fails here instead of in a crash-looping hub.
+
+The dask-gateway server's ``gateway.extraConfig`` snippets are executed the same way, after a prelude that gives
+them what the dask-gateway chart's own config file defines before them: ``c`` with the Kubernetes backend and
+JupyterHub authentication selected, and ``get_property`` over the chart's ``gateway`` values. Their environment
+is ``gateway.env`` resolved against the rendered ConfigMap.
+
+All jobs run in one separate Python process (one import of JupyterHub and dask-gateway-server for all values
+files), each with its own environment and its own traitlets ``Config``.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +32,76 @@ from af.check.wiring import SETTINGS_DIR, _env_entries, _get
 
 # set by z2jh's hub Deployment itself, whatever the values say
 Z2JH_HUB_ENV = ("PYTHONUNBUFFERED", "HELM_RELEASE_NAME", "POD_NAMESPACE", "CONFIGPROXY_AUTH_TOKEN")
+PLACEHOLDER = "0" * 64
 
 _RUNNER = r"""
-import json, sys
+import json, os, sys, traceback
 from traitlets.config import Config
-import hub_config.auth
 
-args = json.loads(sys.argv[1])
-issuer = args["issuer"].rstrip("/")
-hub_config.auth.discover_endpoints = lambda *a, **k: {
-    "authorization_endpoint": issuer + "/authorize",
-    "token_endpoint": issuer + "/token",
-    "userinfo_endpoint": issuer + "/userinfo",
-}
-c = Config()
-snippet = args["snippet"]
-exec(compile(snippet, args["snippet_name"], "exec"), {"c": c, "__name__": "__config__"})
-services = c.JupyterHub.services if "services" in c.JupyterHub else []
-print(json.dumps({
-    "spawner_class": str(c.JupyterHub.spawner_class),
-    "authenticator_class": str(c.JupyterHub.authenticator_class),
-    "services": {s["name"]: s.get("url") for s in services},
-}))
+def run_hub(job):
+    import hub_config.auth
+    issuer = job["issuer"].rstrip("/")
+    hub_config.auth.discover_endpoints = lambda *a, **k: {
+        "authorization_endpoint": issuer + "/authorize",
+        "token_endpoint": issuer + "/token",
+        "userinfo_endpoint": issuer + "/userinfo",
+    }
+    c = Config()
+    exec(compile(job["snippet"], "jupyterhub_config.d/analysis_facility.py", "exec"), {"c": c, "__name__": "__config__"})
+    services = c.JupyterHub.services if "services" in c.JupyterHub else []
+    return {"spawner_class": str(c.JupyterHub.spawner_class), "services": {s["name"]: s.get("url") for s in services}}
+
+def run_gateway(job):
+    properties = {"gateway": job["gateway"]}
+    def get_property(key, default=None):
+        value = properties
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return default
+            value = value[part]
+        return value
+    c = Config()
+    c.DaskGateway.backend_class = "dask_gateway_server.backends.kubernetes.KubeBackend"
+    c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
+    scope = {"c": c, "get_property": get_property, "__name__": "__config__"}
+    for name, snippet in sorted(job["extra_config"].items()):
+        exec(compile(snippet, "gateway.extraConfig." + name, "exec"), scope)
+    from dask_gateway_server.backends.kubernetes import KubeBackend
+    backend = c.DaskGateway.backend_class
+    return {
+        "kube_backend": isinstance(backend, type) and issubclass(backend, KubeBackend),
+        "prefix": str(c.Proxy.prefix),
+        "hub_api_url": str(c.JupyterHubAuthenticator.jupyterhub_api_url),
+    }
+
+base = dict(os.environ)
+results = []
+for job in json.load(sys.stdin):
+    os.environ.clear()
+    os.environ.update({**base, **job["env"]})
+    try:
+        results.append({"ok": (run_hub if job["kind"] == "hub" else run_gateway)(job)})
+    except BaseException as exc:
+        results.append({"error": traceback.format_exception_only(type(exc), exc)[-1].strip()})
+print(json.dumps(results))
 """
 
 
-def check_hub_startup(
-    values: Mapping[str, Any], documents: list[dict[str, Any]], blame: str
-) -> list[Finding]:
-    """Run the rendered snippet with the rendered settings and the hub's environment; findings on failure."""
+@dataclass
+class Job:
+    """One start-up to try: the hub or the gateway server, for one values file."""
+
+    kind: str
+    blame: str
+    values: Mapping[str, Any]
+    payload: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def hub_job(
+    values: Mapping[str, Any], documents: list[dict[str, Any]], blame: str, tmp: Path
+) -> Job | Finding:
+    """The hub's start-up: the rendered snippet, the rendered settings (written under ``tmp``), the hub's env."""
     cm = next(
         (
             d
@@ -61,50 +111,113 @@ def check_hub_startup(
         None,
     )
     if cm is None:
-        return [Finding(blame, "settings", "no ConfigMap with the jupyterhub_config.d snippet was rendered")]
-    env_names = [str(n) for n in _env_entries(_get(values, "jupyterhub", "hub", "extraEnv"))]
-    with tempfile.TemporaryDirectory(prefix="af-hub-") as tmp:
-        settings_path = Path(tmp) / "settings.yaml"
-        settings_path.write_text(cm["data"]["settings.yaml"])
-        snippet = cm["data"]["analysis_facility.py"].replace(
-            f"{SETTINGS_DIR}/settings.yaml", str(settings_path)
-        )
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp}
-        env.update({name: "0" * 64 for name in (*Z2JH_HUB_ENV, *env_names)})
-        args = {
-            "issuer": str(_get(values, "settings", "auth", "issuer") or "https://issuer.invalid"),
-            "snippet": snippet,
-            "snippet_name": "jupyterhub_config.d/analysis_facility.py",
-        }
-        done = subprocess.run(
-            [sys.executable, "-c", _RUNNER, json.dumps(args)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        return [
-            Finding(
-                blame,
-                "jupyterhub.hub.extraEnv",
-                f"the hub's configuration fails with the environment the chart gives it: {last}",
+        return Finding(blame, "settings", "no ConfigMap with the jupyterhub_config.d snippet was rendered")
+    settings_path = tmp / f"settings-{abs(hash(blame))}.yaml"
+    settings_path.write_text(cm["data"]["settings.yaml"])
+    snippet = cm["data"]["analysis_facility.py"].replace(f"{SETTINGS_DIR}/settings.yaml", str(settings_path))
+    names = [*Z2JH_HUB_ENV, *map(str, _env_entries(_get(values, "jupyterhub", "hub", "extraEnv")))]
+    issuer = str(_get(values, "settings", "auth", "issuer") or "https://issuer.invalid")
+    return Job("hub", blame, values, {"snippet": snippet, "issuer": issuer}, {n: PLACEHOLDER for n in names})
+
+
+def gateway_job(values: Mapping[str, Any], documents: list[dict[str, Any]], blame: str) -> Job:
+    """The gateway server's start-up: its extraConfig, its chart values and ``gateway.env``."""
+    gateway = values.get("dask-gateway") or {}
+    extra = _get(gateway, "gateway", "extraConfig") or {}
+    extra = {"": extra} if isinstance(extra, str) else dict(extra)
+    chart_values = {k: v for k, v in (gateway.get("gateway") or {}).items() if k != "extraConfig"}
+    config_maps = {
+        d["metadata"]["name"]: d.get("data") or {} for d in documents if d.get("kind") == "ConfigMap"
+    }
+    env = {"JUPYTERHUB_API_TOKEN": PLACEHOLDER}
+    for entry in _get(gateway, "gateway", "env") or []:
+        ref = _get(entry, "valueFrom", "configMapKeyRef")
+        if isinstance(ref, Mapping):
+            value = config_maps.get(ref.get("name"), {}).get(ref.get("key"))
+            if value is not None:
+                env[entry["name"]] = value
+        else:
+            env[entry["name"]] = str(entry.get("value", PLACEHOLDER))
+    return Job("gateway", blame, values, {"gateway": chart_values, "extra_config": extra}, env)
+
+
+def _judge(job: Job, result: dict[str, Any]) -> list[Finding]:
+    if "error" in result:
+        where = "jupyterhub.hub.extraEnv" if job.kind == "hub" else "dask-gateway.gateway.extraConfig"
+        what = "the hub's configuration fails with the environment the chart gives it"
+        if job.kind == "gateway":
+            what = "the gateway server's configuration fails"
+        return [Finding(job.blame, where, f"{what}: {result['error']}")]
+    ok, values, findings = result["ok"], job.values, []
+    if job.kind == "hub":
+        if ok["spawner_class"] != "kubespawner.KubeSpawner":
+            findings.append(Finding(job.blame, "settings.platform", f"spawner is {ok['spawner_class']}"))
+        url = _get(values, "settings", "gateway", "service_url")
+        if ok["services"].get("dask-gateway") != url:
+            findings.append(
+                Finding(
+                    job.blame,
+                    "settings.gateway.service_url",
+                    f"hub service dask-gateway points at {ok['services'].get('dask-gateway')!r}, not {url!r}",
+                )
             )
-        ]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    findings = []
-    if result["spawner_class"] != "kubespawner.KubeSpawner":
+        return findings
+    gateway = values.get("dask-gateway") or {}
+    if not ok["kube_backend"]:
+        findings.append(Finding(job.blame, "dask-gateway.gateway.extraConfig", "backend is not KubeBackend"))
+    prefix = _get(gateway, "gateway", "prefix")
+    if ok["prefix"] != prefix:
         findings.append(
-            Finding(blame, "settings.platform", f"spawner is {result['spawner_class']}, not KubeSpawner")
+            Finding(job.blame, "dask-gateway.gateway.prefix", f"{prefix!r}, server uses {ok['prefix']!r}")
         )
-    gateway_url = _get(values, "settings", "gateway", "service_url")
-    if result["services"].get("dask-gateway") != gateway_url:
+    api_url = _get(gateway, "gateway", "auth", "jupyterhub", "apiUrl")
+    if ok["hub_api_url"] != api_url:
         findings.append(
             Finding(
-                blame,
-                "settings.gateway.service_url",
-                f"hub service dask-gateway points at {result['services'].get('dask-gateway')!r}, not {gateway_url!r}",
+                job.blame,
+                "dask-gateway.gateway.auth.jupyterhub.apiUrl",
+                f"{api_url!r}, the server authenticates against {ok['hub_api_url']!r}",
             )
         )
     return findings
+
+
+def run_jobs(jobs: list[Job], workdir: Path) -> list[Finding]:
+    """Run every job in one Python process; findings for the jobs that failed or configured the wrong thing.
+
+    Example:
+        >>> run_jobs([], Path("."))
+        []
+    """
+    if not jobs:
+        return []
+    payload = [{"kind": j.kind, "env": j.env, **j.payload} for j in jobs]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir)}
+    done = subprocess.run(
+        [sys.executable, "-c", _RUNNER],
+        input=json.dumps(payload),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return [Finding(jobs[0].blame, "", f"start-up checks could not run: {last}")]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    return [f for job, result in zip(jobs, results, strict=True) for f in _judge(job, result)]
+
+
+def check_startup(rendered: list[tuple[Mapping[str, Any], list[dict[str, Any]], str]]) -> list[Finding]:
+    """Hub and gateway start-up for each (merged values, rendered documents, values file) triple."""
+    with tempfile.TemporaryDirectory(prefix="af-startup-") as tmp:
+        jobs: list[Job] = []
+        findings: list[Finding] = []
+        for values, documents, blame in rendered:
+            hub = hub_job(values, documents, blame, Path(tmp))
+            if isinstance(hub, Finding):
+                findings.append(hub)
+            else:
+                jobs.append(hub)
+            jobs.append(gateway_job(values, documents, blame))
+        return findings + run_jobs(jobs, Path(tmp))
