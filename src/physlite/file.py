@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import awkward as ak
@@ -17,7 +17,7 @@ import numpy as np
 import uproot
 
 from physlite.decode import branch as branch_decoder
-from physlite.decode.baskets import FIRST_ENTRY, NEVBUF, STATUS_MESSAGES, TABLE_COLUMNS, read_basket_table
+from physlite.decode.baskets import NEVBUF, STATUS_MESSAGES, TABLE_COLUMNS, read_basket_table
 from physlite.decode.layouts import Layout, classify
 from physlite.errors import (
     BranchNotFoundError,
@@ -27,7 +27,7 @@ from physlite.errors import (
     TreeNotFoundError,
     UnsupportedTypeError,
 )
-from physlite.io import open_source
+from physlite.io import LocalSource, open_source
 
 DEFAULT_TREE = "CollectionTree"
 
@@ -223,14 +223,22 @@ class PhysliteFile:
         for info in infos:
             if info.layout is None:
                 raise UnsupportedTypeError(f"{self.location}: branch {info.name}: {info.unsupported_reason}")
-        jobs = [(info, member) for info in infos for member in (info.members or (info,))]
-        jobs.sort(key=lambda job: -job[1].uncompressed_bytes)
+        jobs = self._plan(infos, start, stop)
+        # every job's byte ranges are requested up front: remote sources download while the first jobs decode
+        work = list(zip(jobs, [self._request(job) for job in jobs], strict=True))
         if self.threads > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(min(self.threads, len(jobs))) as pool:
-                decoded = list(pool.map(lambda job: self._decode(job[0], job[1], start, stop), jobs))
+                parts = list(pool.map(lambda item: self._decode(item[0], item[1].result()), work))
         else:
-            decoded = [self._decode(info, member, start, stop) for info, member in jobs]
-        by_member = {member.name: content for (_, member), content in zip(jobs, decoded, strict=True)}
+            parts = [self._decode(job, fetched.result()) for job, fetched in work]
+        pieces: dict[str, list[tuple[int, ak.contents.Content]]] = {}
+        for job, part in zip(jobs, parts, strict=True):
+            pieces.setdefault(job.member.name, []).append((job.first_entry, part))
+        by_member = {}
+        for name, found in pieces.items():
+            found.sort(key=lambda piece: piece[0])
+            base = found[0][0]
+            by_member[name] = _concatenate([part for _, part in found])[start - base : stop - base]
         result = {}
         for info in infos:
             if info.members:
@@ -259,28 +267,43 @@ class PhysliteFile:
         start, stop = min(max(start, 0), n), min(max(stop, 0), n)
         return start, max(start, stop)
 
-    def _decode(self, info: BranchInfo, member: BranchInfo, start: int, stop: int) -> ak.contents.Content:
+    def _plan(self, infos: list[BranchInfo], start: int, stop: int) -> list[_Job]:
+        """One job per branch (or member branch) and entry range; big branches split so every thread has work."""
+        jobs = []
+        for info in infos:
+            for member in info.members or (info,):
+                first = member.first_entries
+                chosen = np.nonzero((first[:-1] < stop) & (first[1:] > start))[0]
+                if chosen.size == 0:
+                    chosen = np.arange(min(1, first.size - 1))
+                jobs.append(_Job(info, member, chosen))
+        if self.threads > 1 and len(jobs) < self.threads:
+            jobs = [piece for job in jobs for piece in job.split(self.threads)]
+        return sorted(jobs, key=lambda job: -int(job.nbytes.sum()))
+
+    def _request(self, job: _Job) -> Future:
+        if isinstance(self._source, LocalSource):  # zero-copy: no background thread needed
+            done: Future = Future()
+            done.set_result(self._source.fetch(job.seeks, job.seeks + job.nbytes))
+            return done
+        return self._source.prefetch(job.seeks, job.seeks + job.nbytes)
+
+    def _decode(self, job: _Job, fetched: tuple[np.ndarray, np.ndarray]) -> ak.contents.Content:
+        info, member, chosen = job.info, job.member, job.baskets
+        buffer, positions = fetched
         first = member.first_entries
-        chosen = np.nonzero((first[:-1] < stop) & (first[1:] > start))[0]
-        if chosen.size == 0 or start == stop:
-            chosen = chosen[:1]
-        seeks, nbytes = member.seeks[chosen], member.nbytes[chosen]
-        buffer, positions = self._source.fetch(seeks, seeks + nbytes)
         table = np.empty((chosen.size, TABLE_COLUMNS), np.int64)
-        status = read_basket_table(buffer, positions, nbytes, first[chosen], self._source.size, table)
+        status = read_basket_table(buffer, positions, job.nbytes, first[chosen], self._source.size, table)
         if status != 0:
             raise CorruptDataError(f"{self.location}: branch {info.name}: {STATUS_MESSAGES[status]}")
-        expected = first[chosen + 1] - first[chosen]
-        if not np.array_equal(table[:, NEVBUF], expected):
+        if not np.array_equal(table[:, NEVBUF], first[chosen + 1] - first[chosen]):
             raise CorruptDataError(
                 f"{self.location}: branch {info.name}: basket entry counts disagree with the TTree"
             )
         try:
-            content = branch_decoder.decode(buffer, table, member.layout)
+            return branch_decoder.decode(buffer, table, member.layout)
         except branch_decoder.DecodeFailure as failure:
             raise CorruptDataError(f"{self.location}: branch {info.name}: {failure.describe()}") from None
-        base = int(table[0, FIRST_ENTRY]) if chosen.size else start
-        return content[start - base : stop - base]
 
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
@@ -308,6 +331,42 @@ def _check_magic(source) -> None:
     if bytes(buffer[offsets[0] : offsets[0] + 4]) != b"root":
         source.close()
         raise NotROOTFileError(f"{source.location} is not a ROOT file (it does not start with 'root')")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Decode ``baskets`` (indices) of ``member``, a branch or a member branch of ``info``."""
+
+    info: BranchInfo
+    member: BranchInfo
+    baskets: np.ndarray
+
+    @property
+    def seeks(self) -> np.ndarray:
+        return self.member.seeks[self.baskets]
+
+    @property
+    def nbytes(self) -> np.ndarray:
+        return self.member.nbytes[self.baskets]
+
+    @property
+    def first_entry(self) -> int:
+        return int(self.member.first_entries[self.baskets[0]]) if self.baskets.size else 0
+
+    def split(self, parts: int) -> list[_Job]:
+        """Contiguous pieces of about equal bytes (at least 4 baskets each), in entry order."""
+        pieces = min(parts, self.baskets.size // 4)
+        if pieces < 2:
+            return [self]
+        cumulative = np.cumsum(self.nbytes)
+        cuts = np.searchsorted(cumulative, cumulative[-1] * np.arange(1, pieces) / pieces)
+        return [_Job(self.info, self.member, chunk) for chunk in np.split(self.baskets, cuts) if chunk.size]
+
+
+def _concatenate(pieces: list[ak.contents.Content]) -> ak.contents.Content:
+    if len(pieces) == 1:
+        return pieces[0]
+    return ak.concatenate([ak.Array(piece) for piece in pieces], highlevel=False)
 
 
 def _header_error(location: str, error: Exception) -> PhysliteError:

@@ -33,3 +33,19 @@ def test_each_algorithm(tmp_path, compression):
     assert ak.array_equal(ours["x"], values)
     assert np.array_equal(np.asarray(ours["n"]), number)
     assert ak.array_equal(part, values[1500:3500])
+
+
+def test_one_big_branch_is_split_across_threads(tmp_path):
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 5, 20000)
+    values = ak.unflatten(rng.normal(size=counts.sum()), counts)
+    path = tmp_path / "many_baskets.root"
+    with uproot.recreate(path, compression=uproot.ZSTD(1)) as out:
+        tree = out.mktree("CollectionTree", {"x": "var * float64"})
+        for start in range(0, 20000, 500):  # 40 baskets
+            tree.extend({"x": values[start : start + 500]})
+    with physlite.open(path, threads=2) as f:
+        jobs = f._plan([f.info("x")], 0, f.num_entries)
+        assert len(jobs) == 2 and sum(job.baskets.size for job in jobs) == 40
+        assert ak.array_equal(f.array("x"), values)
+        assert ak.array_equal(f.array("x", 7321, 15003), values[7321:15003])
