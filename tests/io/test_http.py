@@ -150,3 +150,21 @@ def test_range_outside_the_remote_file_is_refused_before_any_request(nginx):
         with pytest.raises(RangeError, match=r"outside the file of 1641551 bytes"):
             source.fetch(np.array([0]), np.array([source.size + 1]))
         assert source.stats.requests == requests
+
+
+def test_prefetches_issued_together_are_coalesced_across_calls(nginx, r22_path):
+    data = r22_path.read_bytes()
+    with open_source(nginx.url(NAME), ca_file=str(nginx.cert), gap=0, metadata_cache=False) as source:
+        before = source.stats.requests
+        # like one branch's baskets per call: interleaved ranges, neighbours only across calls
+        calls = [
+            (np.arange(i, 1_200_000, 40_000), np.arange(i, 1_200_000, 40_000) + 10_000)
+            for i in range(0, 40_000, 10_000)
+        ]
+        futures = [source.prefetch(starts, stops) for starts, stops in calls]
+        for (starts, stops), future in zip(calls, futures, strict=True):
+            buffer, offsets = future.result(timeout=60)
+            for start, stop, offset in zip(starts.tolist(), stops.tolist(), offsets.tolist(), strict=True):
+                assert bytes(buffer[offset : offset + stop - start]) == data[start:stop]
+        # 120 ranges, contiguous only when the four calls are merged: a few requests, not 120
+        assert source.stats.requests - before <= source.concurrency

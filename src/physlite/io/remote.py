@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import bisect
 import io
+import queue
 import threading
+import time
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -20,10 +23,9 @@ from physlite.io.source import BaseSource, Fetched
 from physlite.io.urls import redact
 
 READAHEAD = 64 * 1024  # a metadata read that misses the prefetched bytes fetches at least this much
-SMALL_FETCH = 1 << 20
-MIN_SPLIT = (
-    256 * 1024
-)  # requests are not cut smaller than this for the sake of parallelism  # fetches up to this size are served from the metadata bytes when they cover them
+SMALL_FETCH = 1 << 20  # fetches up to this size are served from the metadata bytes when they cover them
+MIN_SPLIT = 256 * 1024  # requests are not cut smaller than this for the sake of parallelism
+BATCH_WINDOW = 0.002  # seconds: prefetches closer together than this are read as one batch
 
 
 class Segments:
@@ -128,6 +130,8 @@ class RemoteSource(BaseSource):
         else:
             self._store = PlanStore(metadata_cache)
         self._segments = Segments()
+        self._batches: queue.SimpleQueue[tuple[np.ndarray, np.ndarray, Future] | None] = queue.SimpleQueue()
+        self._dispatcher: threading.Thread | None = None
         self._recorded: list[tuple[int, int]] = []
         self._record_lock = threading.Lock()
         self.size = -1
@@ -211,6 +215,57 @@ class RemoteSource(BaseSource):
                 return np.concatenate(pieces) if pieces else np.zeros(0, np.uint8), offsets
         return self._fetch_network(starts, stops)
 
+    def prefetch(self, starts: np.ndarray, stops: np.ndarray) -> Future[Fetched]:
+        """Start reading in the background. Prefetches issued together (within a few milliseconds, e.g. one per
+        branch for a whole read) travel together: their ranges are coalesced across calls (a cluster's baskets
+        of all branches are neighbours in the file) and every future gets a view of the shared buffer."""
+        starts, stops = validate(starts, stops, self.size, self.location)
+        future: Future[Fetched] = Future()
+        with self._record_lock:
+            if self._dispatcher is None:
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch, name="physlite-batches", daemon=True
+                )
+                self._dispatcher.start()
+        self._batches.put((starts, stops, future))
+        return future
+
+    def _dispatch(self) -> None:
+        while True:
+            first = self._batches.get()
+            if first is None:
+                return
+            batch, stopping = [first], False
+            deadline = time.monotonic() + BATCH_WINDOW
+            while True:
+                try:
+                    item = self._batches.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+                deadline = time.monotonic() + BATCH_WINDOW  # wait while the caller is still adding
+            self._run_batch(batch)
+            if stopping:
+                return
+
+    def _run_batch(self, batch: list[tuple[np.ndarray, np.ndarray, Future]]) -> None:
+        lengths = [len(starts) for starts, _, _ in batch]
+        try:
+            buffer, offsets = self._fetch_network(
+                np.concatenate([starts for starts, _, _ in batch]),
+                np.concatenate([stops for _, stops, _ in batch]),
+            )
+        except BaseException as error:
+            for _, _, future in batch:
+                future.set_exception(error)
+            return
+        bounds = np.concatenate([[0], np.cumsum(lengths)])
+        for (_, _, future), first, last in zip(batch, bounds[:-1], bounds[1:], strict=True):
+            future.set_result((buffer, offsets[first:last]))
+
     def _fetch_network(self, starts: np.ndarray, stops: np.ndarray) -> Fetched:
         # big fetches are cut into at least `concurrency` requests, so that all connections carry bytes
         wanted = int((stops - starts).sum())
@@ -224,4 +279,8 @@ class RemoteSource(BaseSource):
 
     def close(self) -> None:
         self._save_plan()
+        if self._dispatcher is not None:
+            self._batches.put(None)
+            self._dispatcher.join()
+            self._dispatcher = None
         super().close()
