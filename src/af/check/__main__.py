@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             text, counts = diff(repo, args.checks[1])
-        except ValueError as exc:
+        except (ValueError, RuntimeError) as exc:
             print(f"af.check diff: {exc}", file=sys.stderr)
             return 2
         print(text or "(no change)")

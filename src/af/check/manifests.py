@@ -7,7 +7,7 @@ from typing import Any
 import kubernetes_validate
 
 from af.check.findings import Finding, dotted
-from af.check.repo import KUBE_VERSION
+from af.check.repo import KUBE_VERSIONS
 
 # Kinds that are custom resources: validated elsewhere (Flux models), never silently accepted here.
 CUSTOM_GROUPS = ("toolkit.fluxcd.io",)
@@ -25,8 +25,11 @@ def object_name(doc: dict[str, Any]) -> str:
     return f"{doc.get('kind', '?')} {ns}{meta.get('name', '?')}"
 
 
-def validate_manifest(doc: dict[str, Any], origin: str, kube_version: str = KUBE_VERSION) -> list[Finding]:
-    """Validate one manifest strictly (unknown fields are errors); a kind without a schema is an error too.
+def validate_manifest(
+    doc: dict[str, Any], origin: str, kube_versions: tuple[str, ...] = KUBE_VERSIONS
+) -> list[Finding]:
+    """Validate one manifest strictly (unknown fields are errors) for each Kubernetes version; a kind without a
+    schema is an error too.
 
     Example:
         >>> validate_manifest({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"},
@@ -37,11 +40,12 @@ def validate_manifest(doc: dict[str, Any], origin: str, kube_version: str = KUBE
     for field in ("apiVersion", "kind"):
         if not doc.get(field):
             return [Finding(origin, name, f"manifest has no {field}")]
-    try:
-        kubernetes_validate.validate(doc, kube_version, strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        where = dotted(list(exc.absolute_path))
-        return [Finding(origin, name, f"{where}: {exc.message} (Kubernetes {exc.version}, strict)")]
-    except kubernetes_validate.SchemaNotFoundError as exc:
-        return [Finding(origin, name, exc.message)]
+    for version in kube_versions:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = dotted(list(exc.absolute_path))
+            return [Finding(origin, name, f"{where}: {exc.message} (Kubernetes {exc.version}, strict)")]
+        except kubernetes_validate.SchemaNotFoundError as exc:
+            return [Finding(origin, name, exc.message)]
     return []
