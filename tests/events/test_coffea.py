@@ -1,0 +1,55 @@
+"""Our schema in coffea's NanoEventsFactory: truth four-vectors and key-checked links, equal to our model."""
+
+from __future__ import annotations
+
+import warnings
+
+import awkward as ak
+import pytest
+
+import physlite.events
+
+coffea_nanoevents = pytest.importorskip("coffea.nanoevents")
+
+from physlite.events.coffea import PhysliteSchema  # noqa: E402
+
+
+@pytest.fixture
+def coffea_events(physlite_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return coffea_nanoevents.NanoEventsFactory.from_root(
+            {str(physlite_path): "CollectionTree"}, schemaclass=PhysliteSchema, mode="virtual"
+        ).events()
+
+
+def test_truth_chains_work_and_match_our_model(coffea_events, events):
+    ours = events.TruthElectrons.parents.children.pdgId
+    theirs = coffea_events.TruthElectrons.parents.children.pdgId
+    assert ak.to_list(theirs) == ak.to_list(ours)
+    assert ak.all(coffea_events.TruthElectrons.pt > 0)
+
+
+def test_links_are_key_checked_like_our_model(coffea_events, events):
+    assert ak.to_list(coffea_events.Muons.inDetTrackParticle.z0) == ak.to_list(
+        events.Muons.inDetTrackParticle.z0
+    )
+    assert ak.to_list(coffea_events.Jets.GhostTrack.z0) == ak.to_list(events.Jets.GhostTrack.z0)
+    assert ak.to_list(coffea_events.Electrons.trackParticle.z0) == ak.to_list(
+        events.Electrons.trackParticle.z0
+    )
+
+
+def test_coffea_processor_code_runs_unchanged(coffea_events):
+    electrons = coffea_events.Electrons
+    good = electrons[(electrons.pt > 7000) & (abs(electrons.eta) < 2.47)]
+    jets = coffea_events.Jets
+    pairs = ak.cartesian([good, jets], nested=True)
+    dr = pairs["0"].delta_r(pairs["1"])
+    assert ak.count(dr) == ak.sum(ak.num(good) * ak.num(jets))
+    assert coffea_events.Jets["GhostTrack"].fields == ["m_persKey", "m_persIndex"]
+
+
+def test_schema_events_match_physlite_events_field_values(coffea_events, physlite_path):
+    ours = physlite.events.events(physlite_path, collections=["Jets"])
+    assert ak.to_list(coffea_events.Jets.pt) == ak.to_list(ours.Jets.pt)
