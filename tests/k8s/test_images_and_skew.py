@@ -114,3 +114,17 @@ def test_the_z2jh_release_and_the_locked_jupyterhub_are_reported(real_repo) -> N
         assert warnings == []
     else:
         assert any("z2jh 4.4.0 was released for JupyterHub 5.x" in w for w in warnings)
+
+
+def test_image_install_step_with_an_unknown_group_fails(scratch) -> None:
+    from af.check.image_install import check_image_install
+
+    edit(
+        scratch.root / "images/hub/Dockerfile",
+        "RUN uv sync --locked --no-editable --no-default-groups --group facility --group hub-k8s",
+        "RUN uv sync --locked --no-editable --no-default-groups --group facility --group hub-k8z",
+    )
+    messages = [str(f) for f in check_image_install(scratch, "hub")]
+    assert len(messages) == 1
+    assert messages[0].startswith("images/hub/Dockerfile: line ") and "fails with this lock" in messages[0]
+    assert "hub-k8z" in messages[0]

@@ -19,6 +19,7 @@ from af.check.chart import check_chart
 from af.check.dockerfiles import check_dockerfiles
 from af.check.findings import Finding
 from af.check.flux import check_flux
+from af.check.image_install import check_images_install
 from af.check.repo import Repo
 from af.check.skew import check_skew
 from af.check.sops_secrets import check_committed_secrets, roundtrip
@@ -33,6 +34,10 @@ CHECKS: dict[str, tuple[str, Callable[[Repo], list[Finding]]]] = {
     "secrets": ("secrets: every Secret SOPS-encrypted for its cluster", check_committed_secrets),
     "sops-roundtrip": ("sops: encrypt/decrypt round trip with a throwaway age key", roundtrip),
     "images": ("images: hadolint", check_dockerfiles),
+    "image-install": (
+        "images: install steps run on this machine (uv sync from the lock, imports, warm-up)",
+        check_images_install,
+    ),
     "skew": ("skew: image tags, lock, Dockerfiles, JupyterHub/dask versions", check_skew),
     "reference": ("reference: docs/values-reference.md up to date", check_reference),
 }

