@@ -1,0 +1,42 @@
+"""Notebook 5 (scaling out) on the local facility's real dask-gateway: a cluster from `Gateway()` with no
+arguments, the reference analysis over many files on its workers, merged results equal to a local run, and
+no cluster left running."""
+
+from __future__ import annotations
+
+from physlite.analysis import run as run_reference
+
+from .execute import execute
+
+COPIES = 6
+CHECKS = (
+    "{'n_events': total.n_events, 'counts': total.counts, 'workers': len(on_workers), "
+    "'versions': worker_versions, 'tasks': len(chunks), 'running': running, "
+    "'jet_pt_sum': float(total.histograms['jet_pt'].sum(flow=True)), "
+    "'labels': [ax.get_xlabel() for ax in merged_figure.axes]}"
+)
+
+
+def test_scaling_out(facility_user_env, r22_path):
+    run = execute(
+        "05_scaling_out",
+        env=facility_user_env,
+        parameters={"FILE_NAME": r22_path.name, "COPIES": COPIES, "CHUNK_SIZE": 50, "WORKERS": 2},
+        checks=CHECKS,
+        timeout=600,
+    )
+    checks = run.checks
+    local = run_reference([r22_path] * COPIES)
+    assert checks["n_events"] == local.n_events == 100 * COPIES
+    assert checks["counts"] == local.counts
+    assert checks["jet_pt_sum"] == local.histograms["jet_pt"].sum(flow=True) > 0
+    assert checks["tasks"] == 2 * COPIES  # 100 events per file, 50 per task
+    assert checks["workers"] == 2
+    import physlite
+
+    assert checks["versions"] == [physlite.__version__]
+    assert checks["running"] == []
+    assert all("[GeV]" in label for label in checks["labels"][:3])
+    assert run.images == 1
+    widgets = [o for o in run.outputs() if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widgets, "the dask progress bar (a widget) was not displayed"
