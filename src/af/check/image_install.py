@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def check_image_install(repo: Repo, kind: str) -> list[Finding]:
         "PATH": f"{target / 'venv' / 'bin'}:{os.environ.get('PATH', '')}",
     }
     if "NUMBA_CACHE_DIR" in run_env:
+        # start empty, so that the kernels found afterwards are the ones this warm-up compiled
+        shutil.rmtree(cache, ignore_errors=True)
         run_env["NUMBA_CACHE_DIR"] = str(cache)
     findings = []
     for part in parts:

@@ -185,9 +185,12 @@ def check_skew(repo: Repo) -> list[Finding]:
         more, info = check_dockerfile(repo, path, groups, uv_version)
         findings += more
         images[kind] = info
-        if "facility" not in info["groups"]:
+        requirements = [r for g in info["groups"] for r in pyproject.get("dependency-groups", {}).get(g, [])]
+        if not any(re.match(r"jupyterhub\b(?![-_])", str(r)) for r in requirements):
             findings.append(
-                Finding(repo.rel(path), "uv sync", "does not install the facility group (JupyterHub)")
+                Finding(
+                    repo.rel(path), "uv sync", f"groups {sorted(info['groups'])} do not install jupyterhub"
+                )
             )
     notebook = images.get("notebook", {})
     nb_rel = repo.rel(repo.images / "notebook" / "Dockerfile")
