@@ -104,3 +104,31 @@ def test_server_dying_mid_read_is_an_error_not_a_hang(served, r22_path):
         source.close()
     finally:
         server.stop()
+
+
+def test_server_without_multi_range_gets_single_ranges(faulty, r22_path):
+    from physlite.io.http import _NO_MULTIRANGE_HOSTS
+
+    data = r22_path.read_bytes()
+    starts = np.arange(0, len(data) - 100, 100_000)
+    with open_source(faulty.url("ok", NAME), gap=0, **FAST) as source:
+        _assert_bytes(source, data, starts, starts + 100)  # the multi-range answer is a 200: refused unread
+        assert f"127.0.0.1:{faulty.port}" in _NO_MULTIRANGE_HOSTS
+        before = source.stats.requests
+        _assert_bytes(source, data, starts, starts + 100)
+        assert source.stats.requests - before == len(starts)  # remembered: no second multi-range attempt
+    _NO_MULTIRANGE_HOSTS.discard(f"127.0.0.1:{faulty.port}")
+
+
+def test_multi_range_body_breaking_off_is_resumed(faulty, r22_path):
+    data = r22_path.read_bytes()
+    starts = np.arange(0, len(data) - 100, 50_000)
+    with open_source(faulty.url("multitruncate", NAME, count=3), gap=0, concurrency=1, **FAST) as source:
+        _assert_bytes(source, data, starts, starts + 100)
+        assert source.stats.retries >= 1
+
+
+def _assert_bytes(source, data, starts, stops) -> None:
+    buffer, offsets = source.fetch(starts, stops)
+    for start, stop, offset in zip(starts.tolist(), stops.tolist(), offsets.tolist(), strict=True):
+        assert bytes(buffer[offset : offset + stop - start]) == data[start:stop]

@@ -7,7 +7,9 @@ served correctly (count 0: always misbehave); <tag> keeps tests apart. Modes:
 ok (never misbehaves), drop (closes the connection without answering), status-<code> (answers <code>, with
 `Retry-After: 0` for 429/503), stall (sends half the body, then nothing), truncate (sends half the body and
 closes), norange (answers 200 with the whole file), wrongrange (answers 206 with the range shifted by one
-byte, Content-Range saying so), lateshift (like wrongrange, but only after the first <count> requests), slow (sends the body in small pieces, slowly: a test kills the server meanwhile).
+byte, Content-Range saying so), lateshift (like wrongrange, but only after the first <count> requests),
+multipart (answers multi-range requests like nginx; the other modes answer them with the whole file, like S3),
+multitruncate (multipart, but the body breaks off halfway), slow (sends the body in small pieces, slowly: a test kills the server meanwhile).
 """
 
 from __future__ import annotations
@@ -60,7 +62,11 @@ class Handler(BaseHTTPRequestHandler):
         if misbehave and mode == "norange":
             self._answer(200, data)
             return
-        match = RANGE.match(self.headers.get("Range", ""))
+        asked = self.headers.get("Range", "")
+        if "," in asked and mode in ("multipart", "multitruncate"):
+            self._multipart(data, asked, truncate=misbehave and mode == "multitruncate")
+            return
+        match = RANGE.match(asked)
         if not match:
             self._answer(200, data)
             return
@@ -93,6 +99,27 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body[i : i + 4096])
                 self.wfile.flush()
                 time.sleep(0.02)
+            return
+        self.wfile.write(body)
+
+    def _multipart(self, data: bytes, asked: str, truncate: bool) -> None:
+        """multipart/byteranges, like nginx; `truncate` closes the connection halfway through the body."""
+        boundary = "physlitetestboundary"
+        body = b""
+        for part in asked.removeprefix("bytes=").split(","):
+            first, last = (int(x) for x in part.split("-"))
+            body += (
+                f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Range: bytes {first}-{last}/{len(data)}\r\n\r\n"
+            ).encode() + data[first : last + 1]
+        body += f"\r\n--{boundary}--\r\n".encode()
+        self.send_response(206)
+        self.send_header("Content-Type", f"multipart/byteranges; boundary={boundary}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if truncate:
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
             return
         self.wfile.write(body)
 

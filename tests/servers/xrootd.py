@@ -35,7 +35,7 @@ class XRootD:
     root_port: int
     http_port: int
     server: subprocess.Popen
-    forwarder: subprocess.Popen
+    forwarder: subprocess.Popen | None
 
     def url(self, name: str) -> str:
         return f"root://127.0.0.1:{self.root_port}//{name}"
@@ -44,15 +44,18 @@ class XRootD:
         return f"http://127.0.0.1:{self.http_port}/{name}"
 
     def stop(self) -> None:
-        stop(self.forwarder)
+        if self.forwarder is not None:
+            stop(self.forwarder)
         stop(self.server)
-        subprocess.run(["ip", "netns", "delete", self.netns], check=False, capture_output=True)
+        if self.netns:
+            subprocess.run(["ip", "netns", "delete", self.netns], check=False, capture_output=True)
         shutil.rmtree(self.run, ignore_errors=True)
 
 
-def start_xrootd(files: list[Path] | dict[str, Path]) -> XRootD:
+def start_xrootd(files: list[Path] | dict[str, Path], isolated: bool = True) -> XRootD:
     """Serve `files` (a list, served by name, or {path in the server: file}), copied into a folder the xrootd
-    user can read."""
+    user can read. `isolated=False` runs it in the current network namespace (the benchmark's own one, where
+    listening on every interface means loopback only), on free ports and without the forwarder."""
     run = Path(tempfile.mkdtemp(prefix="physlite-xrootd-"))
     root = run / "data"
     root.mkdir()
@@ -66,6 +69,8 @@ def start_xrootd(files: list[Path] | dict[str, Path]) -> XRootD:
     shutil.chown(run / "admin", "xrootd", "xrootd")
     shutil.chown(run, "xrootd", "xrootd")
     config = run / "xrootd.cfg"
+    if not isolated:
+        return _start_here(root, run, config)
     config.write_text(CONFIG.format(root=root, run=run, root_port=ROOT_PORT, http_port=HTTP_PORT))
     netns = f"physlite-xrd-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", netns], check=True, capture_output=True)
@@ -109,6 +114,23 @@ def start_xrootd(files: list[Path] | dict[str, Path]) -> XRootD:
         handle.stop()
         raise
     return handle
+
+
+def _start_here(root: Path, run: Path, config: Path) -> XRootD:
+    root_port, http_port = free_port(), free_port()
+    config.write_text(CONFIG.format(root=root, run=run, root_port=root_port, http_port=http_port))
+    log = run / "xrootd.log"
+    server = subprocess.Popen(
+        ["runuser", "-u", "xrootd", "--", "xrootd", "-c", str(config), "-l", str(log)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(root_port, server, log=log)
+    except BaseException:
+        stop(server)
+        raise
+    return XRootD(root, run, "", root_port, http_port, server, None)
 
 
 def _wait_for_xrootd(handle: XRootD, log: Path, timeout: float = 20.0) -> None:

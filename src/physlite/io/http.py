@@ -26,6 +26,14 @@ from physlite import __name__ as _package
 from physlite.io.credentials import bearer_token
 from physlite.io.credentials import x509_proxy as find_x509_proxy
 from physlite.io.errors import AccessDenied, CredentialError, NotFound, RangeError, RemoteError, RemoteTimeout
+from physlite.io.multirange import (
+    MultipartError,
+    Request,
+    boundary_of,
+    group_requests,
+    range_header,
+    read_parts,
+)
 from physlite.io.ranges import RangePlan
 from physlite.io.remote import RemoteSource
 from physlite.io.urls import redact
@@ -37,6 +45,7 @@ _MAX_REDIRECTS = 5
 _BACKOFF = 0.25  # seconds before the first retry; doubled each time, with jitter, capped at _MAX_BACKOFF
 _MAX_BACKOFF = 8.0
 _USER_AGENT = f"{_package}-io/1"
+MULTIRANGE_GAP = 4 * 1024
 
 
 class _Retry(Exception):
@@ -61,6 +70,7 @@ class _Target:
         self.port = parts.port or (443 if self.https else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.context = context
+        self.key = f"{self.host}:{self.port}"  # what a server's capabilities are remembered by
 
 
 class HTTPSource(RemoteSource):
@@ -68,8 +78,28 @@ class HTTPSource(RemoteSource):
 
     Options: concurrency (connections, default 8), timeout (seconds per connect/read, default 30), retries
     (default 4), token (bearer; default WLCG discovery, sent over https only), x509_proxy (client certificate),
-    ca_file / verify (server certificate), headers (extra request headers), metadata_cache.
+    ca_file / verify (server certificate), headers (extra request headers), multirange (many ranges per
+    request where the server supports it, default True), metadata_cache.
     """
+
+    @property
+    def gap(self) -> int:
+        """Holes up to this size are read along: small when one request carries many ranges."""
+        if self._gap is not None:
+            return self._gap
+        return MULTIRANGE_GAP if self._multirange_usable() else 64 * 1024
+
+    @gap.setter
+    def gap(self, value: int) -> None:
+        self._gap = None if value == self.default_gap else value
+
+    def _multirange_usable(self) -> bool:
+        target = getattr(self, "_target", None)
+        return (
+            getattr(self, "multirange", False)
+            and target is not None
+            and target.key not in _NO_MULTIRANGE_HOSTS
+        )
 
     def __init__(
         self,
@@ -80,9 +110,11 @@ class HTTPSource(RemoteSource):
         ca_file: str | None = None,
         verify: bool = True,
         headers: dict[str, str] | None = None,
+        multirange: bool = True,
         **options,
     ) -> None:
         super().__init__(url, **options)
+        self.multirange = multirange
         https = url.lower().startswith("https")
         self._headers = {"User-Agent": _USER_AGENT, **(headers or {})}
         token = token if token is not None else (bearer_token() if https else None)
@@ -283,7 +315,7 @@ class HTTPSource(RemoteSource):
 
     # ------------------------------------------------------------------ RemoteSource
     def _open_and_read(self, ranges, head, tail):
-        suffix = self._target.host not in _NO_SUFFIX_HOSTS
+        suffix = self._target.key not in _NO_SUFFIX_HOSTS
         jobs = (
             [(s, e) for s, e in ranges if e > s]
             if ranges
@@ -295,7 +327,7 @@ class HTTPSource(RemoteSource):
             try:
                 results.append(future.result())
             except _NoSuffix:
-                _NO_SUFFIX_HOSTS.add(self._target.host)
+                _NO_SUFFIX_HOSTS.add(self._target.key)
         self.stats.add(rounds=1)
         if not ranges and len(results) < 2:  # no suffix ranges here (XrdHttp): the tail needs the size first
             size = results[0][0]
@@ -309,25 +341,99 @@ class HTTPSource(RemoteSource):
         segments = [(first, np.frombuffer(body, np.uint8)) for _, _, (first, body) in results]
         return sizes.pop(), tags.pop(), segments
 
-    def _transfer(self, plan: RangePlan, buffer: np.ndarray) -> None:
+    def _transfer(self, plan: RangePlan, buffer: np.ndarray) -> int:
         view = memoryview(buffer)
-        futures = [
-            self._pool.submit(self._get_range, s, e, view[o : o + e - s])
-            for s, e, o in zip(
+        requests = list(
+            zip(
                 plan.request_starts.tolist(),
                 plan.request_stops.tolist(),
                 plan.request_offsets.tolist(),
                 strict=True,
             )
-        ]
-        errors = []
+        )
+        rounds = 0
+        if len(requests) > 1 and self._multirange_usable():
+            groups = group_requests(requests, self.concurrency)
+            leftovers = [
+                r for rest in self._gather(self._get_multi, [(g, view) for g in groups]) for r in rest
+            ]
+            rounds += -(-len(groups) // self.concurrency)
+            requests = sorted(leftovers)  # what the server would not send in multi-range answers
+        if requests:
+            self._gather(self._get_range, [(s, e, view[o : o + e - s]) for s, e, o in requests])
+            rounds += -(-len(requests) // self.concurrency)
+        return rounds
+
+    def _gather(self, function, calls: list[tuple]) -> list:
+        futures = [self._pool.submit(function, *call) for call in calls]
+        results, errors = [], []
         for future in futures:
             try:
-                future.result()
+                results.append(future.result())
             except Exception as error:
                 errors.append(error)
         if errors:
             raise errors[0]
+        return results
+
+    def _get_multi(self, group: list[Request], view: memoryview) -> list[Request]:
+        """One multi-range GET for `group`, with retries for what is still missing. Returns the requests left
+        for single-range GETs (all of them when the server does not do multi-range)."""
+        if len(group) == 1:
+            return group
+        filled: set[int] = set()
+        attempt = 0
+        while True:
+            pending = [r for r in group if r[0] not in filled]
+            if not pending:
+                return []
+            try:
+                self._attempt_multi(pending, view, filled)
+                continue
+            except _NoMultirange:
+                _NO_MULTIRANGE_HOSTS.add(self._target.key)
+                return [r for r in group if r[0] not in filled]
+            except _Retry as retry:
+                if attempt >= self.retries:
+                    kind = RemoteTimeout if retry.timeout else RemoteError
+                    raise kind(self.location, f"{retry} (after {attempt + 1} attempts)") from None
+                attempt += 1
+                self.stats.add(retries=1)
+                time.sleep(self._backoff(attempt, retry.wait))
+
+    def _attempt_multi(self, group: list[Request], view: memoryview, filled: set[int]) -> None:
+        connection = self._connection()
+        reusable = False
+        try:
+            connection.request(
+                "GET", self._target.path, headers={**self._headers, "Range": range_header(group)}
+            )
+            self.stats.add(requests=1)
+            response = connection.getresponse()
+            status = response.status
+            if status in (200, 400, 416):
+                raise _NoMultirange()  # closed unread: a 200 may be the whole (huge) file
+            if status != 206:
+                response.read(64 * 1024)
+                self._raise_for_status(response, status, suffix=False)
+            boundary = boundary_of(response.getheader("Content-Type") or "")
+            if boundary is None:
+                raise _NoMultirange()  # one range only (S3 and GCS answer the first)
+            try:
+                received = read_parts(response, boundary, group, view, filled)
+            except MultipartError as error:
+                raise _Retry(f"multi-range answer broke off: {error}") from None
+            self.stats.add(bytes=received)
+            response.read(1024)  # the epilogue after the closing boundary, so the connection can be reused
+            reusable = not response.will_close and response.isclosed()
+        except TimeoutError as error:
+            raise _Retry(
+                f"no answer within {self.timeout} s ({error or 'timed out'})", timeout=True
+            ) from None
+        except (ConnectionError, http.client.HTTPException, ssl.SSLError, OSError) as error:
+            raise _Retry(f"connection to {self._target.host}:{self._target.port} failed: {error!r}") from None
+        finally:
+            self._release(connection, reusable)
 
     def close(self) -> None:
         if getattr(self, "_closed", True):
@@ -343,6 +449,13 @@ class _Redirect(Exception):
     def __init__(self, location: str) -> None:
         super().__init__(location)
         self.location = location
+
+
+class _NoMultirange(Exception):
+    """The server does not answer multi-range requests with multipart/byteranges."""
+
+
+_NO_MULTIRANGE_HOSTS: set[str] = set()
 
 
 class _NoSuffix(Exception):

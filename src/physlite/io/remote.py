@@ -119,6 +119,7 @@ class RemoteSource(BaseSource):
         self.concurrency = concurrency
         self.timeout = timeout
         self.retries = retries
+        self._gap: int | None = None
         self.gap = self.default_gap if gap is None else gap
         self.max_request = max_request or self.default_max_request
         if metadata_cache is True:
