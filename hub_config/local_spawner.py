@@ -14,6 +14,7 @@ Example (jupyterhub_config.py):
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import resource
 import shutil
@@ -29,6 +30,9 @@ from hub_config.servicex import servicex_yaml
 from hub_config.settings import parse_memory
 
 TUTORIALS_FOLDER = "tutorials"
+NOTIFICATION_SETTINGS = Path(
+    ".jupyter/lab/user-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
+)
 
 
 def pick_cpus(username: str, cores: float, available: list[int]) -> list[int]:
@@ -41,6 +45,17 @@ def pick_cpus(username: str, cores: float, available: list[int]) -> list[int]:
     count = max(1, min(len(available), int(cores)))
     start = int(hashlib.sha256(username.encode()).hexdigest(), 16) % len(available)
     return [available[(start + i) % len(available)] for i in range(count)]
+
+
+def quiet_jupyterlab(home: Path) -> None:
+    """Turn off JupyterLab's news and update checks for a user (unless they chose otherwise already).
+
+    In the notebook image the same is set for everyone in ``share/jupyter/lab/settings/overrides.json``.
+    """
+    path = home / NOTIFICATION_SETTINGS
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
 
 
 def copy_tutorials(source: Path, home: Path) -> list[Path]:
@@ -79,6 +94,7 @@ class FacilityLocalSpawner(SimpleLocalProcessSpawner):
         self.environment = {**self.environment, "AF_PROFILE": profile["name"]}
         home = Path(self.home_dir)
         home.mkdir(parents=True, exist_ok=True)
+        quiet_jupyterlab(home)
         if self.tutorials_source:
             copy_tutorials(Path(self.tutorials_source), home)
         if self.servicex_endpoint:

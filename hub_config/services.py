@@ -36,7 +36,8 @@ OPERATOR_SCOPES = [
 def facility_roles() -> list[dict[str, Any]]:
     """The `user` and `server` roles, extended with gateway access and own-auth_state reading."""
     return [
-        {"name": "user", "scopes": ["self", ACCESS_SCOPE]},
+        # A token never has more than its owner: users get their own auth_state so that their servers can.
+        {"name": "user", "scopes": ["self", ACCESS_SCOPE, "admin:auth_state!user"]},
         {
             "name": "server",
             "scopes": [

@@ -138,7 +138,7 @@ def parse_memory(value: str | int, key: str) -> int:
 def _merge(defaults: Mapping[str, Any], given: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     unknown = sorted(set(given) - set(defaults))
     if unknown:
-        raise SettingsError(f"unknown setting {prefix}{unknown[0]} (known: {', '.join(sorted(defaults))})")
+        raise SettingsError(f"{prefix}{unknown[0]}: unknown setting (known: {', '.join(sorted(defaults))})")
     merged = copy.deepcopy(dict(defaults))
     for key, value in given.items():
         default = defaults[key]

@@ -119,17 +119,18 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait_http(url: str, timeout: float, check: Callable[[], None]) -> None:
+def _wait_http(url: str, timeout: float, check: Callable[[], None], limit: int = 500) -> None:
+    """Wait until `url` answers with a status below `limit` (any answer but a server error by default)."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         check()
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status < 500:
+                if response.status < limit:
                     return
         except urllib.error.HTTPError as err:
-            if err.code < 500:
+            if err.code < limit:
                 return
             last = f"HTTP {err.code}"
         except (urllib.error.URLError, OSError) as err:
@@ -178,11 +179,13 @@ class LocalFacility:
         tutorials: Path | None = None,
         extra_users: int = 0,
         settings_overrides: Mapping[str, Any] | None = None,
+        access_token_ttl: int = 600,
     ):
         self.state_dir = Path(state_dir).resolve()
         self.tutorials = Path(tutorials) if tutorials is not None else REPO / "notebooks"
         self.extra_users = extra_users
         self.settings_overrides = dict(settings_overrides or {})
+        self.access_token_ttl = access_token_ttl
         saved = _read_json(self.state_dir / "ports.json", None)
         self.ports = ports or (Ports(**saved) if saved else Ports())
 
@@ -267,7 +270,7 @@ class LocalFacility:
             "host": "127.0.0.1",
             "port": self.ports.oidc,
             "keys_file": str(self.state_dir / "oidc" / "keys.json"),
-            "access_token_ttl": 600,
+            "access_token_ttl": self.access_token_ttl,
             "clients": [
                 {
                     "client_id": "jupyterhub-local",
@@ -392,6 +395,8 @@ class LocalFacility:
         try:
             for name in COMPONENTS:
                 self.start_component(name)
+            # The hub answers its health check before it has added the gateway's route to the proxy.
+            _wait_http(f"{self.url}/services/dask-gateway/api/health", 60, lambda: None, limit=300)
         except FacilityError:
             self.down()
             raise

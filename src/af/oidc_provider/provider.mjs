@@ -151,6 +151,7 @@ function main() {
     claims: scopeClaims,
     scopes: ['openid', 'offline_access', ...Object.keys(scopeClaims)],
     conformIdTokenClaims: false,
+    clockTolerance: 0,
     features: { devInteractions: { enabled: false } },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     ttl: { AccessToken: config.access_token_ttl || 600, IdToken: 3600, RefreshToken: 14 * 24 * 3600 },

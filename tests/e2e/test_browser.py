@@ -1,0 +1,103 @@
+"""A real browser (Debian's chromium, driven by Playwright) goes through the facility like a physicist."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.e2e.conftest import E2E_NOTEBOOK, save_json
+
+pytestmark = pytest.mark.e2e
+LAB_READY = "#jp-main-dock-panel"
+
+
+def sign_in(page, facility, username: str) -> float:
+    """Log in through the hub's login page and the provider's form; return the moment the form was sent."""
+    page.goto(f"{facility.url}/hub/login")
+    page.get_by_text("Sign in with ATLAS IAM").click()
+    page.wait_for_selector("#username")
+    page.fill("#username", username)
+    page.fill("#password", facility.account(username).password)
+    sent = time.perf_counter()
+    page.click("#sign-in")
+    return sent
+
+
+def test_atlas_user_runs_gateway_cluster_from_a_tutorial(browser, facility, screenshots):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        sent = sign_in(page, facility, "alice")
+        page.wait_for_selector(LAB_READY, timeout=120_000)
+        login_to_lab = time.perf_counter() - sent
+        assert re.search(r"/user/alice/lab", page.url), page.url
+        page.screenshot(path=screenshots / "01-jupyterlab.png")
+
+        page.goto(f"{facility.url}/user/alice/lab/tree/tutorials/{E2E_NOTEBOOK}")
+        page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
+        # The kernel must be connected before the cell is run, or JupyterLab drops the execution.
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+        page.screenshot(path=screenshots / "02-notebook.png")
+        page.click(".jp-Notebook .jp-Cell .cm-content")
+        page.get_by_role("menuitem", name="Run").click()
+        page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+        output = page.locator(".jp-OutputArea-output").filter(has_text="E2E workers=")
+        output.wait_for(timeout=240_000)
+        text = output.inner_text()
+        page.screenshot(path=screenshots / "03-gateway-cluster.png")
+        assert "E2E workers=2 total=499999500000" in text, text
+        cluster_ready = float(re.search(r"cluster_ready_s=([\d.]+)", text).group(1))
+        save_json(
+            "timings.json",
+            {"login_to_jupyterlab_s": round(login_to_lab, 2), "cluster_ready_s": cluster_ready},
+        )
+        print(
+            f"login -> JupyterLab {login_to_lab:.1f} s; gateway cluster with 2 workers {cluster_ready:.1f} s"
+        )
+    finally:
+        page.screenshot(path=screenshots / "alice-last.png")
+        context.close()
+
+
+def test_user_outside_allowed_groups_gets_403(browser, facility, screenshots):
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        statuses = []
+        page.on(
+            "response",
+            lambda r: statuses.append((r.url, r.status)) if "/hub/oauth_callback" in r.url else None,
+        )
+        sign_in(page, facility, "oscar")
+        page.wait_for_load_state("load")
+        page.screenshot(path=screenshots / "04-outsider-403.png")
+        assert statuses and statuses[-1][1] == 403, statuses
+        assert "403" in page.content()
+    finally:
+        context.close()
+
+
+def test_admin_page_only_for_admins(browser, facility, screenshots):
+    admin = browser.new_context()
+    try:
+        page = admin.new_page()
+        sign_in(page, facility, "ada")
+        page.wait_for_url(re.compile(r"/(hub|user)/"), timeout=60_000)
+        response = page.goto(f"{facility.url}/hub/admin")
+        assert response.status == 200
+        page.wait_for_selector("text=Add Users", timeout=30_000)
+        page.screenshot(path=screenshots / "05-admin.png")
+    finally:
+        admin.close()
+    user = browser.new_context()
+    try:
+        page = user.new_page()
+        sign_in(page, facility, "bob")
+        page.wait_for_url(re.compile(r"/(hub|user)/"), timeout=60_000)
+        response = page.goto(f"{facility.url}/hub/admin")
+        page.screenshot(path=screenshots / "06-user-no-admin.png")
+        assert response.status == 403
+    finally:
+        user.close()

@@ -1,0 +1,85 @@
+"""Settings: defaults fill in, bad values are refused with the key (and the file) named."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub_config.settings import SettingsError, load_settings, parse_memory, validate_settings
+
+MINIMAL = {"platform": "kubernetes", "auth": {"client_id": "af-hub"}}
+
+
+def test_defaults_are_filled_in():
+    settings = validate_settings(MINIMAL)
+    assert settings["auth"]["issuer"] == "https://atlas-auth.cern.ch/"
+    assert settings["auth"]["allowed_groups"] == ["atlas"]
+    assert settings["gateway"]["limits"] == {
+        "max_clusters": 2,
+        "max_workers": 8,
+        "max_cores": 8,
+        "max_memory": "16G",
+    }
+    assert [p["name"] for p in settings["profiles"]] == ["standard"]
+
+
+def test_leading_slash_removed_from_group_settings():
+    settings = validate_settings(
+        {
+            **MINIMAL,
+            "auth": {"client_id": "x", "allowed_groups": ["/atlas"], "admin_groups": ["/atlas/admins"]},
+        }
+    )
+    assert settings["auth"]["allowed_groups"] == ["atlas"]
+    assert settings["auth"]["admin_groups"] == ["atlas/admins"]
+
+
+@pytest.mark.parametrize(
+    ("given", "key"),
+    [
+        ({"platform": "docker"}, "platform"),
+        ({"auth": {"client_id": ""}}, "auth.client_id"),
+        ({"auth": {"client_id": "x", "issuer": "atlas-auth"}}, "auth.issuer"),
+        ({"auth": {"client_id": "x", "scopes": ["profile"]}}, "auth.scopes"),
+        ({"auth": {"client_id": "x", "client_secret_env": "not a name"}}, "auth.client_secret_env"),
+        ({"auth": {"client_id": "x", "colour": "red"}}, "auth.colour"),
+        ({"profiles": []}, "profiles"),
+        ({"profiles": [{"name": "Big One"}]}, "profiles[0].name"),
+        ({"profiles": [{"name": "a", "memory": "lots"}]}, "profiles[0].memory"),
+        ({"profiles": [{"name": "a", "cores": 0}]}, "profiles[0].cores"),
+        ({"profiles": [{"name": "a"}, {"name": "a"}]}, "profiles[1].name"),
+        ({"profiles": [{"name": "a", "gpus": 1}]}, "profiles[0].gpus"),
+        ({"culling": {"server_idle_timeout": -1}}, "culling.server_idle_timeout"),
+        ({"gateway": {"limits": {"max_clusters": 0}}}, "gateway.limits.max_clusters"),
+        ({"gateway": {"limits": {"max_workers": True}}}, "gateway.limits.max_workers"),
+        ({"gateway": {"worker": {"cores": 16}}}, "gateway.worker.cores"),
+        ({"gateway": {"address": ""}}, "gateway.address"),
+        ({"servicex": {"endpoint": "servicex.cern.ch"}}, "servicex.endpoint"),
+        ({"hub": {"base_url": "hub"}}, "hub.base_url"),
+        ({"hub": "x"}, "hub"),
+    ],
+)
+def test_bad_values_name_the_key(given, key):
+    merged = {**MINIMAL, **given}
+    with pytest.raises(SettingsError) as error:
+        validate_settings(merged, source="values.yaml")
+    assert str(error.value).startswith(f"values.yaml: {key}"), str(error.value)
+
+
+def test_load_settings_names_the_file(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("platform: local\nauth: {client_id: hub}\nprofiles: [{name: small, memory: 1G}]\n")
+    assert load_settings(path)["profiles"][0]["memory"] == "1G"
+    path.write_text("platform: [unclosed\n")
+    with pytest.raises(SettingsError, match=f"{path}: not valid YAML"):
+        load_settings(path)
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings(tmp_path / "missing.yaml")
+
+
+def test_parse_memory():
+    assert parse_memory("2G", "k") == 2 * 2**30
+    assert parse_memory("512M", "k") == 512 * 2**20
+    assert parse_memory("1.5Gi", "k") == int(1.5 * 2**30)
+    assert parse_memory(1000, "k") == 1000
+    with pytest.raises(SettingsError, match=r"^k:"):
+        parse_memory("-1G", "k")
