@@ -131,6 +131,17 @@ def test_manifest_field_typo_in_a_template(scratch) -> None:
     ), messages
 
 
+def test_health_check_command_is_parsed_by_the_af_cli(scratch) -> None:
+    edit(scratch.chart / "templates/healthcheck-cronjob.yaml", "--token-env,", "--token-environment,")
+    messages = _messages(check_chart(scratch))
+    assert any(
+        "CronJob analysis-facility-healthcheck: container healthcheck: `af health --url http://proxy-public"
+        in m
+        and "unrecognized arguments: --token-environment" in m
+        for m in messages
+    ), messages
+
+
 def test_chart_must_not_render_secrets(scratch) -> None:
     (scratch.chart / "templates/leak.yaml").write_text(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: leak\nstringData:\n  token: {{ .Values.settings.hub.base_url }}\n"

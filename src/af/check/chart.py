@@ -21,7 +21,7 @@ from typing import Any
 import helm_python
 import yaml
 
-from af.check import netpol, settings_load, startup, subcharts, wiring
+from af.check import commands, netpol, settings_load, startup, subcharts, wiring
 from af.check import schema as schema_check
 from af.check.findings import Finding
 from af.check.manifests import validate_manifest
@@ -156,6 +156,9 @@ def render(repo: Repo, chart_dir: Path, path: Path | None) -> tuple[Rendered | N
     findings += wiring.check_prefixes(merged, blame)
     findings += wiring.check_mounts(merged, rendered.documents(), blame)
     findings += settings_load.check_rendered_settings(rendered.documents(), blame)
+    findings += commands.check_af_commands(
+        rendered.documents(), f"{repo.rel(repo.chart)}/templates (values {label})"
+    )
     findings += netpol.check_network_policies(
         rendered.documents(), f"{repo.rel(repo.chart)}/templates/networkpolicies.yaml (values {label})"
     )
