@@ -1,10 +1,26 @@
-"""Fixtures of the notebook tests: the kernel environment pointing at the real test data."""
+"""Fixtures of the notebook tests: the kernel environment pointing at the real test data, the remote-reading
+test servers (the very fixtures of tests/io, loaded from there), and the local facility for dask-gateway."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
+
+
+def _load_io_fixtures():
+    # tests/io/conftest.py defines the servers (nginx https, XRootD, rucio) with the files the io tests
+    # expect; loading it here under another name reuses those fixtures instead of duplicating them.
+    path = Path(__file__).resolve().parents[1] / "io" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("notebook_tests_io_servers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_io = _load_io_fixtures()
+served, nginx, xrootd, rucio = _io.served, _io.nginx, _io.xrootd, _io.rucio
 
 
 @pytest.fixture(scope="session")
