@@ -16,9 +16,15 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+import dask
+
 from physlite.errors import PhysliteError
 from physlite.events.model import open_model
 from physlite.events.source import source_list
+
+# dask-awkward 2025.3's "layer-chains" graph optimisation fails on dask 2026 ("Cannot fuse tasks with multiple
+# outputs"); its column optimisation works. Keep only that one (process-wide, on the client that computes).
+dask.config.set({"awkward.optimization.which": ["columns"]})
 
 
 class PartitionLoader:
