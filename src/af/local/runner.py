@@ -308,6 +308,8 @@ class LocalFacility:
                 "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             }
         )
+        # Where the example PHYSLITE files are (the health check and the tutorials read them).
+        env.setdefault("PHYSLITE_TEST_DATA", str(REPO.parent / "shared" / "data"))
         if component in ("gateway", "guard"):
             env["JUPYTERHUB_API_TOKEN"] = values["gateway_token"]
         return env
