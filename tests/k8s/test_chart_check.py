@@ -181,3 +181,25 @@ def test_values_reference_must_be_regenerated(scratch) -> None:
     assert [str(f) for f in check_reference(scratch)] == [
         "docs/values-reference.md: out of date with values.schema.json/values.yaml: run `make values-reference`"
     ]
+
+
+def test_user_pods_of_each_profile_are_made_by_kubespawner_and_judged(real_repo, tmp_path) -> None:
+    from af.check import startup
+
+    with standalone_copy(real_repo) as chart_dir:
+        rendered, _ = render(real_repo, chart_dir, real_repo.root / "flux/deploy/production/values.yaml")
+    job = startup.hub_job(rendered.merged, rendered.documents(), "prod.yaml", tmp_path)
+    assert startup.run_jobs([job], tmp_path) == []
+    # the same job judged against a pod without the gateway's address and with another image
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "jupyter-u"},
+        "spec": {"containers": [{"name": "notebook", "image": "jupyter/base-notebook:latest", "env": []}]},
+    }
+    messages = [str(f) for f in startup._judge_pods(job, {"default": pod, "large": pod})]
+    assert (
+        "prod.yaml: settings.profiles[0].image: pod runs jupyter/base-notebook:latest, not ghcr.io/physlite-facility/notebook:0.1.0"
+        in messages
+    )
+    assert "prod.yaml: settings.gateway.address: user pods get None" in messages

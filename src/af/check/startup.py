@@ -28,11 +28,20 @@ from pathlib import Path
 from typing import Any
 
 from af.check.findings import Finding
+from af.check.manifests import validate_manifest
 from af.check.wiring import SETTINGS_DIR, _env_entries, _get
 
 # set by z2jh's hub Deployment itself, whatever the values say
 Z2JH_HUB_ENV = ("PYTHONUNBUFFERED", "HELM_RELEASE_NAME", "POD_NAMESPACE", "CONFIGPROXY_AUTH_TOKEN")
 PLACEHOLDER = "0" * 64
+# KubeSpawner loads a kube config when constructed; nothing is ever sent to this address
+OFFLINE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: offline, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: offline, user: {token: offline}}]
+contexts: [{name: offline, context: {cluster: offline, user: offline, namespace: analysis-facility}}]
+current-context: offline
+"""
 
 _RUNNER = r"""
 import json, os, sys, traceback
@@ -49,7 +58,37 @@ def run_hub(job):
     c = Config()
     exec(compile(job["snippet"], "jupyterhub_config.d/analysis_facility.py", "exec"), {"c": c, "__name__": "__config__"})
     services = c.JupyterHub.services if "services" in c.JupyterHub else []
-    return {"spawner_class": str(c.JupyterHub.spawner_class), "services": {s["name"]: s.get("url") for s in services}}
+    return {
+        "spawner_class": str(c.JupyterHub.spawner_class),
+        "services": {s["name"]: s.get("url") for s in services},
+        "pods": user_pods(c, job),
+    }
+
+def user_pods(c, job):
+    # the pod KubeSpawner makes for a user of each profile; z2jh would add more settings (storage, ...)
+    import asyncio
+    from types import SimpleNamespace as NS
+    from kubernetes_asyncio.client import ApiClient
+    from kubespawner import KubeSpawner
+    c.KubeSpawner.image = job["singleuser_image"]
+    c.KubeSpawner.namespace = "analysis-facility"
+
+    async def one(profile):
+        server = NS(base_url="/user/u/", url="/user/u/", host="", ip="", port=8888, bind_url="http://:8888/user/u/")
+        groups = [NS(name=g) for g in profile.get("groups") or []]
+        user = NS(name="u", escaped_name="u", json_escaped_name="u", id=1, url="/user/u/", server=server,
+                  groups=groups, roles=[], settings={}, spawners={}, orm_user=None)
+        hub = NS(public_host="", url="http://hub:8081/hub/", base_url="/hub/", api_url="http://hub:8081/hub/api", host="")
+        spawner = KubeSpawner(config=c, user=user, hub=hub, orm_spawner=None, server=server,
+                              api_token="0" * 32, oauth_client_id="jupyterhub-user-u")
+        spawner.user_options = {"profile": profile["name"]}
+        await spawner.load_user_options()
+        return ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest())
+
+    async def all_pods():
+        return {p["name"]: await one(p) for p in job["profiles"]}
+
+    return asyncio.run(all_pods())
 
 def run_gateway(job):
     properties = {"gateway": job["gateway"]}
@@ -117,7 +156,18 @@ def hub_job(
     snippet = cm["data"]["analysis_facility.py"].replace(f"{SETTINGS_DIR}/settings.yaml", str(settings_path))
     names = [*Z2JH_HUB_ENV, *map(str, _env_entries(_get(values, "jupyterhub", "hub", "extraEnv")))]
     issuer = str(_get(values, "settings", "auth", "issuer") or "https://issuer.invalid")
-    return Job("hub", blame, values, {"snippet": snippet, "issuer": issuer}, {n: PLACEHOLDER for n in names})
+    image = _get(values, "jupyterhub", "singleuser", "image") or {}
+    payload = {
+        "snippet": snippet,
+        "issuer": issuer,
+        "singleuser_image": f"{image.get('name')}:{image.get('tag')}",
+        "profiles": list(_get(values, "settings", "profiles") or []),
+    }
+    kubeconfig = tmp / "kubeconfig"
+    kubeconfig.write_text(OFFLINE_KUBECONFIG)
+    env = {n: PLACEHOLDER for n in names}
+    env["KUBECONFIG"] = str(kubeconfig)
+    return Job("hub", blame, values, payload, env)
 
 
 def gateway_job(values: Mapping[str, Any], documents: list[dict[str, Any]], blame: str) -> Job:
@@ -152,6 +202,7 @@ def _judge(job: Job, result: dict[str, Any]) -> list[Finding]:
     if job.kind == "hub":
         if ok["spawner_class"] != "kubespawner.KubeSpawner":
             findings.append(Finding(job.blame, "settings.platform", f"spawner is {ok['spawner_class']}"))
+        findings += _judge_pods(job, ok.get("pods") or {})
         url = _get(values, "settings", "gateway", "service_url")
         if ok["services"].get("dask-gateway") != url:
             findings.append(
@@ -179,6 +230,39 @@ def _judge(job: Job, result: dict[str, Any]) -> list[Finding]:
                 f"{api_url!r}, the server authenticates against {ok['hub_api_url']!r}",
             )
         )
+    return findings
+
+
+def _judge_pods(job: Job, pods: Mapping[str, dict[str, Any]]) -> list[Finding]:
+    """Each profile's user pod: a valid Pod, the profile's image, its resources, the gateway's addresses."""
+    findings = []
+    address = _get(job.values, "settings", "gateway", "address")
+    for i, profile in enumerate(_get(job.values, "settings", "profiles") or []):
+        key = f"settings.profiles[{i}]"
+        pod = pods.get(profile["name"])
+        if pod is None:
+            findings.append(Finding(job.blame, key, "KubeSpawner made no pod for this profile"))
+            continue
+        origin = f"{job.blame} (KubeSpawner pod of profile {profile['name']!r})"
+        findings += validate_manifest(pod, origin)
+        container = next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
+        expected = profile.get("image") or job.payload["singleuser_image"]
+        if container.get("image") != expected:
+            findings.append(
+                Finding(job.blame, f"{key}.image", f"pod runs {container.get('image')}, not {expected}")
+            )
+        env = {e["name"]: e.get("value") for e in container.get("env") or []}
+        if env.get("DASK_GATEWAY__ADDRESS") != address:
+            findings.append(
+                Finding(
+                    job.blame,
+                    "settings.gateway.address",
+                    f"user pods get {env.get('DASK_GATEWAY__ADDRESS')!r}",
+                )
+            )
+        limits = (container.get("resources") or {}).get("limits") or {}
+        if "cores" in profile and float(limits.get("cpu", "nan")) != float(profile["cores"]):
+            findings.append(Finding(job.blame, f"{key}.cores", f"pod cpu limit is {limits.get('cpu')!r}"))
     return findings
 
 
