@@ -132,9 +132,12 @@ def test_key_map_from_event_format_and_from_names_agree(r21_path):
     assert model.key_map_source == "EventFormat"
     from_file = read_event_format(r21_path)
     computed = computed_key_map(container_classes(model.reader, model.schema))
-    assert len(computed) >= 30
+    agreed = 0
     for key, (name, _) in computed.items():
-        assert from_file[key][0] == name
+        if key in from_file:  # containers of unknown class get candidate hashes the file does not list
+            assert from_file[key][0] == name
+            agreed += 1
+    assert agreed >= 30
 
 
 def test_r22_file_without_event_format_uses_computed_hashes(r22_path):
@@ -149,3 +152,27 @@ def test_track_kinematics_from_perigee(events, raw, field):
     q, theta = (ak.flatten(got[n]).to_numpy().astype(np.float64) for n in got)
     expected = np.abs(np.sin(theta) / q) if field == "pt" else -np.log(np.tan(theta / 2))
     np.testing.assert_allclose(ak.flatten(events.InDetTrackParticles[field]).to_numpy(), expected, rtol=1e-6)
+
+
+def test_every_link_of_every_collection_resolves(events):
+    factory = events.attrs["@physlite_events"]
+    resolved = 0
+    for name, spec in factory.schema.collections.items():
+        for link in spec.links():
+            targets = getattr(events[name], link.resolved)
+            raw = events[name][link.name]
+            missing = ak.flatten(ak.is_none(targets, axis=targets.ndim - 1), axis=None).to_numpy()
+            empty = ak.flatten(raw.m_persKey == 0, axis=None).to_numpy()
+            assert len(missing) == len(empty), (name, link.name)  # one result per link
+            assert (missing | ~empty).all(), (name, link.name)  # an empty link is None
+            resolved += 1
+    assert resolved > 100
+
+
+def test_r22_scalar_hard_scatter_vertex_link(r22_path):
+    events = physlite.events.events(r22_path)
+    with physlite.open(r22_path) as f:
+        raw = f.arrays(["EventInfoAuxDyn.hardScatterVertexLink"])["EventInfoAuxDyn.hardScatterVertexLink"]
+    z = events.PrimaryVertices.z
+    expected = [z[e][int(raw[e].m_persIndex)] for e in range(len(raw))]
+    assert events.EventInfo.hardScatterVertex.z.tolist() == expected

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Mapping
 
 from physlite.errors import CorruptDataError
-from physlite.events.sgkey import clid_of, sgkey
+from physlite.events.sgkey import CLIDS, clid_of, sgkey
 
 
 def parse_event_format(raw: bytes, where: str = "EventFormat") -> dict[int, tuple[str, str]]:
@@ -77,14 +77,21 @@ def read_event_format(path: str | os.PathLike[str]) -> dict[int, tuple[str, str]
 
 
 def computed_key_map(container_classes: Mapping[str, str | None]) -> dict[int, tuple[str, str]]:
-    """``{hash: (container, class)}`` computed from container names and classes (those with a known CLID).
+    """``{hash: (container, class)}`` computed from container names and classes; a container whose class (or
+    its CLID) is unknown gets the hash of every known CLID, so links to it still resolve.
 
     Example:
         >>> computed_key_map({"InDetTrackParticles": "xAOD::TrackParticle"})
         {490246363: ('InDetTrackParticles', 'xAOD::TrackParticle')}
     """
-    out = {}
+    out: dict[int, tuple[str, str]] = {}
+    unknown = []
     for container, cls in container_classes.items():
         if cls and clid_of(cls) is not None:
             out[sgkey(container, cls)] = (container, cls)
+        else:
+            unknown.append(container)
+    for container in unknown:
+        for name, clid in CLIDS.items():
+            out.setdefault(sgkey(container, clid), (container, name))
     return out
