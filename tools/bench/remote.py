@@ -288,7 +288,7 @@ def print_table(rtt: float, case: str, protocol: str, summary: dict) -> None:
     print(f"\n{case} over {protocol}, RTT {rtt} ms")
     print(
         f"  {'method':16} {'seconds':>8} {'vs uproot':>9} {'MB/s':>7} {'eff. RTs':>8} {'rounds':>6} "
-        f"{'requests':>8} {'conns':>5} {'MB moved':>8}"
+        f"{'requests':>8} {'new conns':>9} {'MB moved':>8}"
     )
     for method, row in summary.items():
         client, server = row["client"], row["server"]
@@ -300,6 +300,13 @@ def print_table(rtt: float, case: str, protocol: str, summary: dict) -> None:
             f"{client.get('rounds', '-')!s:>6} {requests if requests is not None else '-'!s:>8} "
             f"{server.get('connections', client.get('connections', '-'))!s:>9} "
             f"{(moved or 0) / 1e6:8.1f}"
+        )
+    cold, planned = summary["physlite"]["time_vs_uproot"], summary["physlite (plan)"]["time_vs_uproot"]
+    if case.startswith("a"):
+        print(f"  physlite time / uproot time: {cold:.2f} cold, {planned:.2f} with the plan (target <= 0.5)")
+    else:
+        print(
+            f"  physlite throughput / uproot: {1 / cold:.1f}x cold, {1 / planned:.1f}x with the plan (target >= 3)"
         )
 
 
