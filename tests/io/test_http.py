@@ -191,3 +191,20 @@ def test_xrdhttp_answers_multi_range_requests(xrootd, r22_path):
         before = source.stats.requests
         _assert_same_bytes(source, data, starts, starts + 100)
         assert source.stats.requests - before == 2
+
+
+def test_x509_proxy_is_presented_as_client_certificate(nginx, r22_path, monkeypatch):
+    for variable in ("BEARER_TOKEN", "BEARER_TOKEN_FILE", "XDG_RUNTIME_DIR", "X509_USER_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("X509_USER_PROXY", str(nginx.run / "absent"))
+    url = nginx.url(NAME, area="x509")
+    with pytest.raises(AccessDenied, match="HTTP 403"):
+        open_source(url, ca_file=str(nginx.cert), metadata_cache=False)
+    monkeypatch.setenv("X509_USER_PROXY", str(nginx.proxy))  # discovery, as after the upload widget
+    with open_source(url, ca_file=str(nginx.cert), metadata_cache=False) as source:
+        _assert_same_bytes(source, r22_path.read_bytes(), np.array([0, 70_000]), np.array([100, 90_000]))
+    monkeypatch.delenv("X509_USER_PROXY")
+    with open_source(
+        url, ca_file=str(nginx.cert), x509_proxy=str(nginx.proxy), metadata_cache=False
+    ) as source:
+        assert source.size == r22_path.stat().st_size

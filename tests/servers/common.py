@@ -70,3 +70,61 @@ def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
+
+
+def client_certificate(folder: Path) -> tuple[Path, Path]:
+    """A CA and a client certificate it signed, the certificate and key in one PEM file like a grid proxy.
+    Returns (CA certificate, proxy-like PEM)."""
+    ca_key, ca_cert = folder / "ca.key", folder / "ca.crt"
+    key, request, cert = folder / "user.key", folder / "user.csr", folder / "user.crt"
+    run = lambda *command: subprocess.run(command, check=True, capture_output=True)  # noqa: E731
+    run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=physlite test CA",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca_cert),
+    )
+    run(
+        "openssl",
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=jdoe",
+        "-keyout",
+        str(key),
+        "-out",
+        str(request),
+    )
+    run(
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        str(request),
+        "-CA",
+        str(ca_cert),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        str(cert),
+    )
+    proxy = folder / "x509up_test"
+    proxy.write_bytes(cert.read_bytes() + key.read_bytes())
+    proxy.chmod(0o600)
+    return ca_cert, proxy

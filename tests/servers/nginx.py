@@ -2,7 +2,8 @@
 records connection ids, so tests and benchmarks can count requests and connections on the server side.
 
 Paths: /data/<file> (open), /protected/<file> (needs `Authorization: Bearer <token>`, else 401),
-/forbidden/<file> (403).
+/forbidden/<file> (403), /x509/<file> (needs a client certificate signed by the test CA, else 403; the
+certificate and key are in `proxy`, like a grid proxy).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers.common import free_port, self_signed_certificate, stop, wait_for_port
+from servers.common import client_certificate, free_port, self_signed_certificate, stop, wait_for_port
 
 NGINX = "/usr/sbin/nginx"
 
@@ -40,12 +41,18 @@ http {{
         listen 127.0.0.1:{http_port};
         ssl_certificate {cert};
         ssl_certificate_key {key};
+        ssl_client_certificate {client_ca};
+        ssl_verify_client optional;
         location /data/ {{ alias {root}/; }}
         location /protected/ {{
             if ($http_authorization != "Bearer {token}") {{ return 401; }}
             alias {root}/;
         }}
         location /forbidden/ {{ return 403; }}
+        location /x509/ {{
+            if ($ssl_client_verify != SUCCESS) {{ return 403; }}
+            alias {root}/;
+        }}
     }}
 }}
 """
@@ -60,6 +67,7 @@ class Nginx:
     cert: Path
     token: str
     process: subprocess.Popen
+    proxy: Path
 
     def url(self, name: str, area: str = "data", https: bool = True) -> str:
         if https:
@@ -96,6 +104,7 @@ def start_nginx(root: Path, run: Path, token: str = "physlite-test-token") -> Ng
     """Start nginx serving `root`; its config, logs and certificate go to `run`."""
     run.mkdir(parents=True, exist_ok=True)
     cert, key = self_signed_certificate(run)
+    client_ca, proxy = client_certificate(run)
     https_port, http_port = free_port(), free_port()
     config = run / "nginx.conf"
     config.write_text(
@@ -104,6 +113,7 @@ def start_nginx(root: Path, run: Path, token: str = "physlite-test-token") -> Ng
             root=root,
             cert=cert,
             key=key,
+            client_ca=client_ca,
             https_port=https_port,
             http_port=http_port,
             token=token,
@@ -116,4 +126,4 @@ def start_nginx(root: Path, run: Path, token: str = "physlite-test-token") -> Ng
         stderr=open(run / "stderr.log", "wb"),  # noqa: SIM115
     )
     wait_for_port(https_port, process, log=run / "error.log")
-    return Nginx(root, run, https_port, http_port, cert, token, process)
+    return Nginx(root, run, https_port, http_port, cert, token, process, proxy)
