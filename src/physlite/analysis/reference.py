@@ -75,8 +75,29 @@ def jvt_decision(jets: ak.Array, variable: str) -> ak.Array:
 
 
 def first_or_zero(values: ak.Array) -> ak.Array:
-    """The first entry of a per-vertex vector variable (jets' NumTrkPt500, SumPtTrkPt500), 0 when empty."""
-    return ak.fill_none(ak.firsts(values, axis=-1), 0)
+    """The first entry of a per-vertex vector variable (jets' NumTrkPt500, SumPtTrkPt500), 0 when empty.
+
+    Integers come out as int64, floats as float64 (what ``ak.fill_none(ak.firsts(...), 0)`` gives), computed
+    from the innermost offsets directly.
+
+    Example:
+        >>> first_or_zero(ak.Array([[[3, 1], []], [[7]]])).tolist()
+        [[3, 0], [7]]
+    """
+
+    def innermost(layout, **kwargs):
+        if layout.is_list and layout.content.is_numpy:
+            packed = layout.to_ListOffsetArray64(True)
+            offsets = np.asarray(packed.offsets.data)
+            data = np.asarray(packed.content.data)
+            wide = np.int64 if data.dtype.kind in "iub" else np.float64
+            out = np.zeros(len(offsets) - 1, dtype=wide)
+            filled = offsets[1:] > offsets[:-1]
+            out[filled] = data[offsets[:-1][filled]]
+            return ak.contents.NumpyArray(out)
+        return None
+
+    return ak.transform(innermost, values)
 
 
 def inputs_from_events(events: ak.Array) -> tuple[ak.Array, ak.Array, ak.Array, ak.Array]:

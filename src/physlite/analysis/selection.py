@@ -74,18 +74,35 @@ def _boosted_cone(dr, pt):
     return dr < np.minimum(0.04 + 10 * GeV / pt, 0.4)
 
 
+def _any_equal_per_event(values: ak.Array, candidates: ak.Array) -> ak.Array:
+    """``values`` (any depth below the event) == any of the event's ``candidates`` (ignoring negatives)."""
+    longest = int(ak.max(ak.num(candidates, axis=1), initial=0))
+    found = ak.zeros_like(values, dtype=bool)
+    padded = ak.fill_none(ak.pad_none(candidates, longest, axis=1), -1)
+    for k in range(longest):  # a handful of muons per event: one broadcast per muon slot
+        candidate = padded[:, k]
+        found = found | ((values == candidate) & (candidate >= 0))
+    return found
+
+
 def _ghost_associated_jets(jets: ak.Array, muons: ak.Array) -> ak.Array:
     """For each jet: is the ID track of any of ``muons`` among its ghost-associated tracks?"""
-    jx, mx = _pairs(jets, muons)
-    same = (jx.ghost_tracks == mx.id_track) & (mx.id_track >= 0)
-    return ak.fill_none(ak.any(ak.any(same, axis=-1), axis=-1), False)
+    return ak.any(_any_equal_per_event(jets.ghost_tracks, muons.id_track), axis=-1)
 
 
 def _ghost_associated_muons(muons: ak.Array, jets: ak.Array) -> ak.Array:
     """For each muon: is its ID track ghost-associated to any of ``jets``?"""
-    mx, jx = _pairs(muons, jets)
-    same = (jx.ghost_tracks == mx.id_track) & (mx.id_track >= 0)
-    return ak.fill_none(ak.any(ak.any(same, axis=-1), axis=-1), False)
+    ghosts = ak.flatten(jets.ghost_tracks, axis=2)
+    tracks = muons.id_track
+    longest = int(ak.max(ak.num(tracks, axis=1), initial=0))
+    padded = ak.fill_none(ak.pad_none(tracks, longest, axis=1), -1)
+    position = ak.local_index(tracks, axis=1)
+    found = ak.zeros_like(tracks, dtype=bool)
+    for k in range(longest):  # one pass over the event's ghost tracks per muon slot
+        track = padded[:, k]
+        hit = ak.any(ghosts == track, axis=1) & (track >= 0)
+        found = found | ((position == k) & hit)
+    return found
 
 
 def _mu_pflow_jets(jets: ak.Array, muons: ak.Array) -> ak.Array:
