@@ -132,3 +132,11 @@ def _assert_bytes(source, data, starts, stops) -> None:
     buffer, offsets = source.fetch(starts, stops)
     for start, stop, offset in zip(starts.tolist(), stops.tolist(), offsets.tolist(), strict=True):
         assert bytes(buffer[offset : offset + stop - start]) == data[start:stop]
+
+
+def test_redirect_is_followed_and_its_signature_stays_out_of_messages(faulty, r22_path):
+    data = r22_path.read_bytes()
+    with open_source(faulty.url("redirect", NAME), **FAST) as source:
+        _assert_bytes(source, data, np.arange(0, 1_000_000, 250_000), np.arange(0, 1_000_000, 250_000) + 500)
+        assert "/ok/" in source._target.url
+        assert "s3cr3t" not in source.location and "s3cr3t" not in repr(source)

@@ -9,7 +9,8 @@ ok (never misbehaves), drop (closes the connection without answering), status-<c
 closes), norange (answers 200 with the whole file), wrongrange (answers 206 with the range shifted by one
 byte, Content-Range saying so), lateshift (like wrongrange, but only after the first <count> requests),
 multipart (answers multi-range requests like nginx; the other modes answer them with the whole file, like S3),
-multitruncate (multipart, but the body breaks off halfway), slow (sends the body in small pieces, slowly: a test kills the server meanwhile).
+multitruncate (multipart, but the body breaks off halfway), redirect (307 to the same file under /ok/, with a
+signature in the query string), slow (sends the body in small pieces, slowly: a test kills the server meanwhile).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        parts = self.path.split("/", 4)
+        parts = self.path.split("?", 1)[0].split("/", 4)
         if len(parts) != 5:
             self.send_error(404)
             return
@@ -51,6 +52,9 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(404, b"no such file")
             return
         data = path.read_bytes()
+        if mode == "redirect":  # like a redirector (XRootD, dCache): the data are on /ok/ of this server
+            self._answer(307, b"", {"Location": f"/ok/0/{_tag}/{name}?signature=s3cr3t"})
+            return
         if misbehave and mode == "drop":
             self.close_connection = True
             self.connection.close()
