@@ -54,3 +54,9 @@ def dielectron_masses(path: Path) -> np.ndarray:
             a, b = (vector.obj(pt=pt[i], eta=eta[i], phi=phi[i], mass=m[i]) for i in chosen)
             masses.append((a + b).mass / 1000)
     return np.array(masses)
+
+
+def jet_count(path: Path, min_pt: float) -> int:
+    """Jets with pt > min_pt [MeV]."""
+    pt = uproot.open(path)["CollectionTree"]["AnalysisJetsAuxDyn.pt"].array(library="np")
+    return int(sum(np.count_nonzero(event > min_pt) for event in pt))
