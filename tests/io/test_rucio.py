@@ -73,3 +73,18 @@ def test_no_replica_with_the_wanted_scheme(rucio):
         RucioError, match=r"no disk replica matching 'NGINX_DISK' with a scheme in \['root'\]"
     ):
         open_source("test:PHYSLITE_example.root", schemes=["root"], rse_expression="NGINX_DISK")
+
+
+def test_missing_rucio_configuration_is_a_clear_error(monkeypatch, tmp_path):
+    from rucio.common.config import clean_cached_config
+
+    monkeypatch.setenv("RUCIO_CONFIG", str(tmp_path / "absent.cfg"))
+    clean_cached_config()  # rucio caches its configuration for the process
+    try:
+        with pytest.raises(
+            RucioError, match=r"data:myfile\.root: read as a rucio DID, but the rucio client config"
+        ):
+            open_source("data:myfile.root")
+    finally:
+        monkeypatch.undo()
+        clean_cached_config()

@@ -39,24 +39,29 @@ def parse_did(location: str) -> tuple[str, str]:
     return scope, name
 
 
-def replica_client():
+def replica_client(did: str = "rucio"):
     """A rucio ReplicaClient from the user's configuration, with configuration errors made readable."""
-    from rucio.client.replicaclient import ReplicaClient
-    from rucio.common.exception import CannotAuthenticate, ConfigNotFound, RucioException
+    from rucio.common.exception import CannotAuthenticate, RucioException
 
     try:
+        from rucio.client.replicaclient import ReplicaClient
+
         return ReplicaClient()
-    except ConfigNotFound as error:
-        raise RucioError("rucio", f"no rucio client configuration ({error}); set RUCIO_CONFIG") from None
     except CannotAuthenticate as error:
-        raise AccessDenied("rucio", f"the rucio server refused the credentials: {_message(error)}") from None
+        raise AccessDenied(did, f"the rucio server refused the credentials: {_message(error)}") from None
     except RucioException as error:
-        raise RucioError("rucio", f"cannot reach the rucio server: {_message(error)}") from None
+        if "config" in type(error).__name__.lower():
+            raise RucioError(
+                did,
+                f"read as a rucio DID, but the rucio client configuration is missing or broken "
+                f"({_message(error)}); set RUCIO_CONFIG",
+            ) from None
+        raise RucioError(did, f"cannot reach the rucio server: {_message(error)}") from None
 
 
 def _message(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[-1] if text else type(error).__name__
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return text[:300] or type(error).__name__
 
 
 def list_pfns(
@@ -78,7 +83,7 @@ def list_pfns(
     )
 
     scope, name = parse_did(did)
-    client = client or replica_client()
+    client = client or replica_client(did)
     try:
         replicas = list(
             client.list_replicas(
