@@ -16,6 +16,7 @@ uproot's counters, XRootD logins), physlite's own round trips, and the effective
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -27,6 +28,7 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+print = functools.partial(print, flush=True)  # progress shows while the benchmark runs
 sys.path.insert(0, str(REPO / "tests"))  # the test servers (nginx, XRootD) are reused here
 
 SMALL_BRANCHES = [
