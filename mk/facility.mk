@@ -16,3 +16,9 @@ up: venv npm
 
 down: venv
 	$(VENV)/bin/af down --state $(STATE)
+
+# 30 users log in through the OIDC provider and start their servers at once (p50/p95 login -> JupyterLab).
+BENCH_TARGETS += bench-facility
+.PHONY: bench-facility
+bench-facility: venv npm
+	$(PY) -m af.local.load --users 30 --json $(BUILD)/bench/facility.json

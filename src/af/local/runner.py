@@ -349,7 +349,8 @@ class LocalFacility:
             "oidc": f"{self.issuer}/.well-known/openid-configuration",
             "proxy": f"http://127.0.0.1:{p.proxy_api}/api/routes",
             "hub": f"http://127.0.0.1:{p.hub}/hub/health",
-            "gateway": f"http://127.0.0.1:{p.gateway_api}/api/health",
+            # through the gateway's own proxy, which it starts after its API
+            "gateway": f"http://127.0.0.1:{p.gateway_web}/services/dask-gateway/api/health",
             "guard": f"http://127.0.0.1:{p.guard}/services/dask-gateway/api/health",
         }
 
@@ -378,7 +379,8 @@ class LocalFacility:
                 raise FacilityError(f"{name} exited with code {process.returncode}; log {log_path}:\n{tail}")
 
         try:
-            _wait_http(self._ready_urls()[name], timeout, check)
+            # The proxy's API answers 403 without its token; the others must answer 200.
+            _wait_http(self._ready_urls()[name], timeout, check, limit=500 if name == "proxy" else 300)
         except FacilityError as err:
             raise FacilityError(f"{name} did not start: {err} (log: {log_path})") from None
         return process.pid
