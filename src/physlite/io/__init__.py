@@ -4,6 +4,15 @@ Every reader goes through :func:`open_source`, which returns a :class:`Source`: 
 many byte ranges at once (zero copy for local files, coalesced parallel requests for remote ones) and
 `file_like()` serves uproot's metadata reads (header, streamers, tree), remembered per file as a metadata plan.
 
+Environment (what a facility sets in the user's server; options of `open_source` override it):
+    SSL_CERT_FILE, X509_CERT_DIR   trusted CAs for https (the grid's CA folder works)
+    BEARER_TOKEN, BEARER_TOKEN_FILE, $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>
+                                   the user's access token (WLCG discovery), sent over https and to XRootD
+    X509_USER_PROXY, /tmp/x509up_u<uid>
+                                   an X509 proxy (TLS client certificate; see credentials.proxy_upload_widget)
+    RUCIO_CONFIG, RUCIO_AUTH_TYPE  the rucio client (`oidc` uses the bearer token, `x509_proxy` the proxy)
+    PHYSLITE_METADATA_CACHE        a folder: metadata plans are also kept on disk (default: in memory only)
+
 Example:
     >>> from physlite.io import open_source
     >>> with open_source("https://example.org/data/PHYSLITE_example.root") as source:
