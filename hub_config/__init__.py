@@ -48,9 +48,13 @@ def configure(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] 
     if settings["platform"] == "kubernetes":
         c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
         if settings["servicex"]["endpoint"]:
+            # The hub cannot write into the user's volume: the server writes ~/servicex.yaml itself at start.
             c.KubeSpawner.environment = {
                 **gateway.user_environment(settings),
                 "AF_SERVICEX_ENDPOINT": settings["servicex"]["endpoint"],
+            }
+            c.KubeSpawner.lifecycle_hooks = {
+                "postStart": {"exec": {"command": ["python", "-m", "af.servicex_config"]}}
             }
         return
 

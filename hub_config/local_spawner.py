@@ -99,9 +99,8 @@ class FacilityLocalSpawner(SimpleLocalProcessSpawner):
             copy_tutorials(Path(self.tutorials_source), home)
         if self.servicex_endpoint:
             auth_state = await self.user.get_auth_state() or {}
-            token = auth_state.get("refresh_token") or auth_state.get("access_token") or ""
             path = home / "servicex.yaml"
-            path.write_text(servicex_yaml(self.servicex_endpoint, token))
+            path.write_text(servicex_yaml(self.servicex_endpoint, auth_state.get("access_token", "")))
             path.chmod(0o600)
         self.log.info("starting %s with profile %s", self.user.name, profile["name"])
         return await super().start()

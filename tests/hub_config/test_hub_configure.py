@@ -61,6 +61,8 @@ def test_kubernetes(env):
     assert "access:services!service=dask-gateway" in roles["server"]["scopes"]
     assert "admin:auth_state!user" in roles["server"]["scopes"]
     assert c.KubeSpawner.environment["AF_SERVICEX_ENDPOINT"] == "https://servicex.example.org"
+    hook = c.KubeSpawner.lifecycle_hooks["postStart"]["exec"]["command"]
+    assert hook == ["python", "-m", "af.servicex_config"]
     profile_list = c.KubeSpawner.profile_list
 
     user = SimpleNamespace(groups=[SimpleNamespace(name="atlas")])
