@@ -14,8 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from physlite.io.credentials import bearer_token
-from physlite.io.credentials import x509_proxy as find_x509_proxy
 from physlite.io.errors import AccessDenied, NotFound, RemoteError, RemoteTimeout
 from physlite.io.ranges import RangePlan
 from physlite.io.remote import RemoteSource
@@ -67,12 +65,12 @@ class XRootDSource(RemoteSource):
             client.EnvPutInt("RequestTimeout", max(1, int(self.timeout)))
             client.EnvPutInt("StreamTimeout", max(1, int(self.timeout)))
             client.EnvPutInt("TimeoutResolution", 1)  # default 15 s: timeouts would fire that late
-        token = token if token is not None else bearer_token()
+        # the XRootD security plugins read the process environment (they do the WLCG discovery themselves):
+        # only explicit credentials need to be put there
         if token:
-            os.environ.setdefault("BEARER_TOKEN", token)
-        proxy = x509_proxy or find_x509_proxy()
-        if proxy:
-            os.environ.setdefault("X509_USER_PROXY", proxy)
+            os.environ["BEARER_TOKEN"] = token
+        if x509_proxy:
+            os.environ["X509_USER_PROXY"] = x509_proxy
         self._file = client.File()
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="physlite-xrootd")
         self._closed = False
