@@ -19,14 +19,7 @@ def test_renders_our_templates_with_every_values_file(real_repo) -> None:
         rendered, findings = render(real_repo, chart_dir, real_repo.root / FULL)
     assert errors(findings) == []
     kinds = sorted(d["kind"] for d in rendered.documents())
-    assert kinds == [
-        "ConfigMap",
-        "CronJob",
-        "NetworkPolicy",
-        "NetworkPolicy",
-        "NetworkPolicy",
-        "NetworkPolicy",
-    ]
+    assert kinds == ["ConfigMap", "CronJob", "Deployment", *["NetworkPolicy"] * 5, "Service"]
     settings = next(d for d in rendered.documents() if d["kind"] == "ConfigMap")["data"]["settings.yaml"]
     assert "platform: kubernetes" in settings and "base_url: /af/" in settings
 
@@ -70,19 +63,22 @@ def test_gateway_prefix_must_follow_the_hub_base_url(scratch) -> None:
     )
 
 
-def test_gateway_address_must_be_reachable_from_user_servers(scratch) -> None:
+def test_gateway_addresses_must_be_reachable_from_user_servers(scratch) -> None:
     edit(
         scratch.root / FULL,
-        "address: http://traefik-dask-gateway/af/services/dask-gateway",
         "address: http://proxy-public/af/services/dask-gateway",
+        "address: http://traefik-dask-gateway/af/services/dask-gateway",
     )
+    edit(scratch.root / FULL, "gateway://traefik-dask-gateway:8786", "gateway://traefik-dask-gateway:80")
     messages = _messages(check_chart(scratch))
-    assert any(
-        m.startswith(
-            f"{FULL}: settings.gateway.address: 'http://proxy-public/af/services/dask-gateway', expected"
-        )
-        for m in messages
-    ), messages
+    assert (
+        f"{FULL}: settings.gateway.address: 'http://traefik-dask-gateway/af/services/dask-gateway', "
+        "expected 'http://proxy-public/af/services/dask-gateway'"
+    ) in messages, messages
+    assert (
+        f"{FULL}: settings.gateway.proxy_address: 'gateway://traefik-dask-gateway:80', "
+        "expected 'gateway://traefik-dask-gateway:8786'"
+    ) in messages, messages
 
 
 def test_hub_start_up_fails_without_a_variable_hub_config_needs(scratch) -> None:

@@ -17,7 +17,7 @@ def _policies(repo):
 
 def test_contract_holds_for_the_default_values(real_repo) -> None:
     policies = _policies(real_repo)
-    assert len(policies) == 4
+    assert len(policies) == 5
     assert [str(f) for f in REQUIRED if not allowed(policies, f)] == []
     assert [str(f) for f in FORBIDDEN if allowed(policies, f)] == []
 
@@ -37,10 +37,11 @@ def test_selector_semantics() -> None:
 
 
 def test_a_closed_needed_flow_fails_the_check(scratch) -> None:
+    # a wrong label: z2jh's user pods are `component: singleuser-server`
     edit(
         scratch.chart / "templates/networkpolicies.yaml",
-        "        - podSelector:\n            matchLabels:\n              component: singleuser-server\n",
-        "",
+        "              component: singleuser-server\n",
+        "              component: singleuser\n",
     )
     messages = [str(f) for f in errors(check_chart(scratch))]
     assert any(

@@ -27,3 +27,9 @@ The facility settings as handed to hub_config: the values' `settings` with platf
 app.kubernetes.io/name: dask-gateway
 app.kubernetes.io/component: {{ . }}
 {{- end }}
+
+{{/* Pod selector of the dashboard guard (templates/dashboard-guard.yaml). */}}
+{{- define "af.guardSelector" -}}
+app.kubernetes.io/name: analysis-facility
+app.kubernetes.io/component: dashboard-guard
+{{- end }}

@@ -1,8 +1,9 @@
-"""Commands the chart runs with our own CLI (the health check's `af health ...`), parsed by that CLI's parser."""
+"""Commands the chart runs with our own code: `af ...` parsed by af's parser, `python -m <our module>` must exist."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 from typing import Any
 
@@ -29,6 +30,18 @@ def check_af_commands(documents: list[dict[str, Any]], origin: str) -> list[Find
     for doc in documents:
         for container in _containers(doc):
             argv = [*(container.get("command") or []), *(container.get("args") or [])]
+            if (
+                argv[:2] == ["python", "-m"]
+                and len(argv) > 2
+                and argv[2].split(".")[0] in ("af", "hub_config")
+            ):
+                # our own modules run with `python -m` must exist in the project the image installs
+                if importlib.util.find_spec(argv[2]) is None:
+                    where = (
+                        f"{doc.get('kind')} {doc['metadata'].get('name')}: container {container.get('name')}"
+                    )
+                    findings.append(Finding(origin, where, f"module {argv[2]} does not exist"))
+                continue
             if not argv or argv[0] != "af":
                 continue
             where = f"{doc.get('kind')} {doc['metadata'].get('name')}: container {container.get('name')}"

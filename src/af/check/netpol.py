@@ -33,6 +33,10 @@ PODS: dict[str, dict[str, str]] = {
         "app.kubernetes.io/name": "analysis-facility",
         "app.kubernetes.io/component": "healthcheck",
     },
+    "guard": {
+        "app.kubernetes.io/name": "analysis-facility",
+        "app.kubernetes.io/component": "dashboard-guard",
+    },
     "other-pod": {"app": "something-else"},
 }
 
@@ -53,11 +57,14 @@ class Flow:
 
 REQUIRED = (
     Flow(
-        "proxy", "traefik", 8000, "web", "the hub's proxy routes <base_url>services/dask-gateway/ to traefik"
+        "proxy", "guard", 8788, "http", "the hub's proxy routes <base_url>services/dask-gateway/ to the guard"
     ),
-    Flow("user-server", "traefik", 8000, "web", "dask clients call the gateway API through traefik"),
-    Flow("user-server", "traefik", 8786, "tcp", "dask clients reach their schedulers through traefik"),
-    Flow("hub", "traefik", 8000, "web", "hub_config stops a user's clusters when the server stops"),
+    Flow(
+        "hub", "guard", 8788, "http", "hub_config stops a user's clusters through the gateway's service URL"
+    ),
+    Flow("guard", "traefik", 8000, "web", "the guard forwards to the gateway through traefik"),
+    Flow("guard", "hub", 8081, "http", "the guard checks tokens and OAuth at the hub API"),
+    Flow("user-server", "traefik", 8786, "tcp", "dask clients reach their schedulers on traefik's TCP port"),
     Flow("traefik", "gateway-api", 8000, "api", "traefik forwards the gateway API"),
     Flow("traefik", "scheduler", 8786, "scheduler", "traefik forwards client connections to schedulers"),
     Flow("traefik", "scheduler", 8787, "dashboard", "dashboards are served through traefik"),
@@ -70,13 +77,18 @@ REQUIRED = (
     Flow("healthcheck", "proxy", 8000, "http", "the health check goes through the public proxy"),
 )
 FORBIDDEN = (
+    Flow("user-server", "traefik", 8000, "web", "dashboards only through the guard (dask-gateway#570)"),
+    Flow("proxy", "traefik", 8000, "web", "the proxy goes through the guard"),
+    Flow("other-pod", "guard", 8788, "http", "only the hub's proxy and the hub use the guard"),
     Flow("other-pod", "traefik", 8000, "web", "only the facility's pods may use the gateway"),
+    Flow("other-pod", "traefik", 8786, "tcp", "only user servers connect to schedulers"),
     Flow("other-pod", "gateway-api", 8000, "api", "the gateway API is reached only through traefik"),
     Flow("other-pod", "scheduler", 8786, "scheduler", "users' schedulers are private"),
     Flow("other-pod", "worker", 40000, "", "users' workers are private"),
-    Flow("user-server", "gateway-api", 8000, "api", "user servers go through traefik"),
+    Flow("user-server", "gateway-api", 8000, "api", "user servers go through the proxy and traefik"),
     Flow("user-server", "scheduler", 8786, "scheduler", "user servers go through traefik"),
     Flow("user-server", "worker", 40000, "", "user servers do not reach workers directly"),
+    Flow("guard", "scheduler", 8787, "dashboard", "the guard reaches dashboards only through traefik"),
     Flow("other-pod", "healthcheck", 8000, "", "nothing talks to the health check"),
     Flow("healthcheck", "hub", 8081, "http", "the health check uses only the public proxy"),
     Flow("healthcheck", "scheduler", 8786, "scheduler", "the health check uses only the public proxy"),

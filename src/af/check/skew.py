@@ -37,6 +37,7 @@ HUB_IMAGE_KEYS = (
     ("jupyterhub", "hub", "image"),
     ("dask-gateway", "gateway", "image"),
     ("healthCheck", "image"),
+    ("dashboardGuard", "image"),
 )
 NOTEBOOK_IMAGE_KEYS = (
     ("jupyterhub", "singleuser", "image"),

@@ -7,13 +7,13 @@ hub token, the URL prefixes. These checks make a mismatch fail offline instead o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from af.check.findings import Finding
 
 SETTINGS_DIR = "/usr/local/etc/jupyterhub/analysis-facility"
+GUARD_URL = "http://analysis-facility-dashboard-guard:8788"
 CONFIG_D = "/usr/local/etc/jupyterhub/jupyterhub_config.d"
 
 
@@ -119,21 +119,18 @@ def check_prefixes(values: Mapping[str, Any], blame: str) -> list[Finding]:
     if prefix != expected:
         findings.append(Finding(blame, "dask-gateway.gateway.prefix", f"{prefix!r}, expected {expected!r}"))
     traefik = f"traefik-{gateway.get('fullnameOverride') or 'dask-gateway'}"
-    address = _get(values, "settings", "gateway", "address")
-    if address is not None and address.rstrip("/") != f"http://{traefik}{expected}":
-        findings.append(
-            Finding(
-                blame,
-                "settings.gateway.address",
-                f"{address!r}, expected 'http://{traefik}{expected}' (user servers may reach the gateway's traefik)",
-            )
-        )
-    for key in ("proxy_address", "service_url"):
-        value = str(_get(values, "settings", "gateway", key) or "")
-        if value and not re.match(rf"^\w+://{re.escape(traefik)}(:\d+)?/?$", value):
-            findings.append(
-                Finding(blame, f"settings.gateway.{key}", f"{value!r} is not the gateway's traefik {traefik}")
-            )
+    tcp_port = _get(gateway, "traefik", "service", "ports", "tcp", "port")
+    expected_addresses = {
+        # the gateway API through the hub's proxy and the dashboard guard (NetworkPolicies allow nothing else)
+        "address": f"http://proxy-public{expected}",
+        # schedulers on traefik's own TCP port (user servers may not reach traefik's web port)
+        "proxy_address": f"gateway://{traefik}:{tcp_port}",
+        "service_url": GUARD_URL,
+    }
+    for key, want in expected_addresses.items():
+        value = _get(values, "settings", "gateway", key)
+        if value is not None and str(value).rstrip("/") != want:
+            findings.append(Finding(blame, f"settings.gateway.{key}", f"{value!r}, expected {want!r}"))
     public = _get(values, "settings", "gateway", "public_address")
     if public is not None and public.rstrip("/") != expected:
         findings.append(
