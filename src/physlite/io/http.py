@@ -46,6 +46,7 @@ _BACKOFF = 0.25  # seconds before the first retry; doubled each time, with jitte
 _MAX_BACKOFF = 8.0
 _USER_AGENT = f"{_package}-io/1"
 MULTIRANGE_GAP = 4 * 1024
+GROUP_BYTES = 2 * 1024 * 1024  # bytes worth a multi-range request (and maybe a connection) of their own
 
 
 class _Retry(Exception):
@@ -353,7 +354,9 @@ class HTTPSource(RemoteSource):
         )
         rounds = 0
         if len(requests) > 1 and self._multirange_usable():
-            groups = group_requests(requests, self.concurrency)
+            # a new connection costs two round trips (TCP, TLS): small reads stay on few connections
+            total = sum(stop - start for start, stop, _ in requests)
+            groups = group_requests(requests, max(1, min(self.concurrency, total // GROUP_BYTES)))
             leftovers = [
                 r for rest in self._gather(self._get_multi, [(g, view) for g in groups]) for r in rest
             ]
