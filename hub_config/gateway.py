@@ -44,10 +44,9 @@ def user_environment(settings: Mapping[str, Any]) -> dict[str, str]:
         "DASK_GATEWAY__PROXY_ADDRESS": gateway["proxy_address"],
         "DASK_GATEWAY__PUBLIC_ADDRESS": gateway["public_address"],
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
-        # dask-labextension finds the user's own gateway clusters through the same client configuration.
+        # dask-labextension's "New" button starts the user's own gateway cluster and lists it with its dashboard.
         "DASK_LABEXTENSION__FACTORY__MODULE": "dask_gateway",
         "DASK_LABEXTENSION__FACTORY__CLASS": "GatewayCluster",
-        "DASK_LABEXTENSION__DISCOVERY__ENABLED": "true",
     }
 
 
