@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from physlite.analysis import run as run_reference
 
+from . import direct
 from .execute import execute
 
-COPIES = 6
+COPIES = 4
 CHECKS = (
     "{'n_events': total.n_events, 'counts': total.counts, 'workers': len(on_workers), "
     "'versions': worker_versions, 'tasks': len(chunks), 'running': running, "
     "'jet_pt_sum': float(total.histograms['jet_pt'].sum(flow=True)), "
-    "'labels': [ax.get_xlabel() for ax in merged_figure.axes]}"
+    "'labels': [ax.get_xlabel() for ax in merged_figure.axes], 'n_electrons': n_electrons, "
+    "'partitions': lazy_events.npartitions}"
 )
 
 
@@ -32,6 +34,9 @@ def test_scaling_out(facility_user_env, r22_path):
     assert checks["jet_pt_sum"] == local.histograms["jet_pt"].sum(flow=True) > 0
     assert checks["tasks"] == 2 * COPIES  # 100 events per file, 50 per task
     assert checks["workers"] == 2
+    # dask mode of the event model on the gateway cluster
+    assert checks["partitions"] == 2 * COPIES
+    assert checks["n_electrons"] == direct.electron_count(r22_path) * COPIES
     import physlite
 
     assert checks["versions"] == [physlite.__version__]
