@@ -165,17 +165,24 @@ def render(repo: Repo, chart_dir: Path, path: Path | None) -> tuple[Rendered | N
     return rendered, findings
 
 
-def check_chart(repo: Repo) -> list[Finding]:
-    """All chart checks, for the defaults and every values file.
+def check_chart(repo: Repo, only: list[str] | None = None) -> list[Finding]:
+    """All chart checks, for the defaults and every values file (or ``only`` those, by repository path; the
+    defaults are ``charts/analysis-facility/values.yaml``).
 
     Example:
-        >>> check_chart(Repo.discover())  # doctest: +SKIP
+        >>> check_chart(Repo.discover(), only=["flux/deploy/staging/values.yaml"])  # doctest: +SKIP
         []
     """
     findings = check_dependencies(repo)
     started = []
+    defaults = repo.rel(repo.chart / "values.yaml")
+    paths = [None, *values_files(repo)]
+    if only is not None:
+        paths = [p for p in paths if (repo.rel(p) if p else defaults) in only]
+        if len(paths) != len(only):
+            raise ValueError(f"values files {only}: not all are checked values files")
     with standalone_copy(repo) as chart_dir:
-        for path in [None, *values_files(repo)]:
+        for path in paths:
             rendered, more = render(repo, chart_dir, path)
             findings += more
             # start-up is tried only where the settings are valid (else hub_config's own error was reported)
