@@ -3,6 +3,18 @@
 Entry point: `configure(c, settings)` with the traitlets config `c` of jupyterhub_config.py and the settings
 from `hub_config.settings.load_settings(path)`. ``settings["platform"]`` picks the spawner; the rest is the same.
 
+Modules: `settings` (schema, load, validate), `auth` (IAM login), `profiles` (group-limited choices), `gateway`
+(hub side of dask-gateway), `gateway_server` (import it in the gateway's own config), `culling`, `services`
+(roles, operator account), `servicex`, `local_spawner` (platform "local" only).
+
+What `configure` needs from the environment (Kubernetes: from Secrets): the variables named by
+``auth.client_secret_env``, ``gateway.api_token_env`` and (optional) ``services.operator_token_env``, and
+``JUPYTERHUB_CRYPT_KEY`` (auth_state encryption). It reads the issuer's discovery document at start-up.
+
+Platform "kubernetes" differs only in: ``KubeSpawner`` as spawner, profiles as a `profile_list` callable
+(KubeSpawner enforces the choice), ServiceX config written by the server's postStart hook. Ports, database and
+proxy are the deployment's business (the chart / z2jh), not this package's.
+
 Example (jupyterhub_config.py):
     >>> from hub_config import configure  # doctest: +SKIP
     >>> from hub_config.settings import load_settings  # doctest: +SKIP
