@@ -29,38 +29,49 @@ def data_env(r21_path: Path, r22_path: Path) -> dict[str, str]:
     return {"PHYSLITE_TEST_DATA": str(r22_path.parent)}
 
 
-@pytest.fixture(scope="module")
-def facility_user_env(tmp_path_factory: pytest.TempPathFactory, data_env: dict[str, str]):
-    """What a user's server gets from the local facility (started here by the same code as `make up`): the
-    ``DASK_GATEWAY__*`` settings of hub_config and a hub token of an ATLAS user, so that ``Gateway()`` works
-    with no arguments. Everything the facility started is stopped afterwards (clusters included)."""
-    import requests
-
+@pytest.fixture(scope="session")
+def local_facility(tmp_path_factory: pytest.TempPathFactory, data_env: dict[str, str]):
+    """The local facility, started by the same code as `make up` (tutorials from notebooks/), stopped with
+    everything it started (servers, kernels, clusters) at the end."""
     from af.local.ports import Ports
     from af.local.runner import LocalFacility
-    from hub_config.gateway import user_environment
 
-    state = tmp_path_factory.mktemp("facility-state")
-    facility = LocalFacility(state, ports=Ports.free(), tutorials=tmp_path_factory.mktemp("no-tutorials"))
+    facility = LocalFacility(tmp_path_factory.mktemp("facility-state"), ports=Ports.free())
     try:
         facility.up()
-        operator = {"Authorization": f"token {facility.secrets()['operator_token']}"}
-        api = f"{facility.url}/hub/api"
-        requests.post(f"{api}/users", json={"usernames": ["alice"]}, headers=operator, timeout=60)
-        response = requests.post(
-            f"{api}/users/alice/tokens",
-            json={"note": "notebook tests", "expires_in": 1800},
-            headers=operator,
-            timeout=60,
-        )
-        response.raise_for_status()
-        yield {
-            **data_env,
-            **user_environment(facility.settings()),
-            "JUPYTERHUB_API_TOKEN": response.json()["token"],
-            "JUPYTERHUB_USER": "alice",
-            # the marker `LocalFacility.down` uses to find every process it must stop (the kernel included)
-            "AF_FACILITY_ID": facility.secrets()["facility_id"],
-        }
+        yield facility
     finally:
         facility.down()
+
+
+def hub_api(facility, method: str, path: str, **kwargs):
+    """The hub's REST API with the facility's operator token."""
+    import requests
+
+    headers = {"Authorization": f"token {facility.secrets()['operator_token']}"}
+    return requests.request(method, f"{facility.url}/hub/api{path}", headers=headers, timeout=60, **kwargs)
+
+
+def user_token(facility, username: str) -> str:
+    hub_api(facility, "POST", "/users", json={"usernames": [username]})
+    response = hub_api(
+        facility, "POST", f"/users/{username}/tokens", json={"note": "notebook tests", "expires_in": 1800}
+    )
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+@pytest.fixture(scope="module")
+def facility_user_env(local_facility, data_env: dict[str, str]) -> dict[str, str]:
+    """What a user's server gets from the facility: hub_config's ``DASK_GATEWAY__*`` settings and a hub token of
+    an ATLAS user, so that ``Gateway()`` works with no arguments in a kernel started by the tests."""
+    from hub_config.gateway import user_environment
+
+    return {
+        **data_env,
+        **user_environment(local_facility.settings()),
+        "JUPYTERHUB_API_TOKEN": user_token(local_facility, "alice"),
+        "JUPYTERHUB_USER": "alice",
+        # the marker `LocalFacility.down` uses to find every process it must stop (the kernel included)
+        "AF_FACILITY_ID": local_facility.secrets()["facility_id"],
+    }
