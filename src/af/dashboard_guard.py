@@ -22,7 +22,7 @@ import os
 import signal
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from tornado import httpclient, web, websocket
@@ -75,6 +75,22 @@ class OwnerCheck:
         return allowed
 
 
+def cluster_of(path: str, prefix: str) -> str | None:
+    """The cluster whose dashboard a decoded request path addresses, or None for any other path.
+
+    Example:
+        >>> cluster_of("/services/dask-gateway/clusters/abc/status", "/services/dask-gateway")
+        'abc'
+        >>> cluster_of("/services/dask-gateway/api/v1/clusters/abc", "/services/dask-gateway") is None
+        True
+    """
+    rest = path[len(prefix) :] if path.startswith(prefix + "/") else ""
+    parts = rest.split("/")
+    if len(parts) >= 3 and parts[1].lower() == "clusters":
+        return parts[2]
+    return None
+
+
 def forwarded_headers(headers: HTTPHeaders, keep_credentials: bool) -> HTTPHeaders:
     out = HTTPHeaders()
     for name, value in headers.get_all():
@@ -90,12 +106,28 @@ def forwarded_headers(headers: HTTPHeaders, keep_credentials: bool) -> HTTPHeade
 class ForwardHandler(websocket.WebSocketHandler):
     """Forwards HTTP requests and websockets to the gateway's proxy; dashboards only for their owners."""
 
-    def initialize(self, upstream: str, hub_auth: HubOAuth, owners: OwnerCheck, guarded: bool) -> None:
+    def initialize(self, upstream: str, hub_auth: HubOAuth, owners: OwnerCheck, prefix: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.hub_auth = hub_auth
         self.owners = owners
-        self.guarded = guarded
+        self.prefix = prefix
         self.upstream_ws: websocket.WebSocketClientConnection | None = None
+        self.cluster: str | None = None
+        self.upstream_uri = ""
+
+    def prepare(self) -> None:
+        # Decide on the decoded path and forward exactly that path: the gateway's proxy decodes %-escapes, so a
+        # check on the raw path could be bypassed with e.g. /%63lusters/<name>/ or /clusters%2f<name>/.
+        path = unquote(self.request.path)
+        if "\\" in path or any(part in (".", "..") for part in path.split("/")) or "//" in path:
+            raise web.HTTPError(400, "path not in canonical form")
+        self.cluster = cluster_of(path, self.prefix)
+        query = f"?{self.request.query}" if self.request.query else ""
+        self.upstream_uri = quote(path, safe="/:@!$&'()*+,;=-._~") + query
+
+    @property
+    def guarded(self) -> bool:
+        return self.cluster is not None
 
     def check_xsrf_cookie(self) -> None:
         # The gateway API and the dashboards are not forms of this service; credentials are checked per request.
@@ -130,8 +162,8 @@ class ForwardHandler(websocket.WebSocketHandler):
             return False
         return True
 
-    async def forward(self, cluster: str | None = None, rest: str | None = None) -> None:
-        if self.guarded and not await self.authorise(cluster or ""):
+    async def forward(self, *_: str) -> None:
+        if self.cluster is not None and not await self.authorise(self.cluster):
             return
         if self.request.headers.get("Upgrade", "").lower() == "websocket":
             await websocket.WebSocketHandler.get(self)
@@ -139,7 +171,7 @@ class ForwardHandler(websocket.WebSocketHandler):
         body = self.request.body if self.request.method not in ("GET", "HEAD") else None
         response = await httpclient.AsyncHTTPClient().fetch(
             httpclient.HTTPRequest(
-                self.upstream + self.request.uri,
+                self.upstream + self.upstream_uri,
                 method=self.request.method,
                 headers=forwarded_headers(self.request.headers, keep_credentials=not self.guarded),
                 body=body,
@@ -165,7 +197,7 @@ class ForwardHandler(websocket.WebSocketHandler):
     get = post = put = delete = patch = head = forward
 
     async def open(self, *args: Any, **kwargs: Any) -> None:
-        url = "ws" + self.upstream[len("http") :] + self.request.uri
+        url = "ws" + self.upstream[len("http") :] + self.upstream_uri
         headers = forwarded_headers(self.request.headers, keep_credentials=False)
         try:
             self.upstream_ws = await websocket.websocket_connect(
@@ -217,8 +249,7 @@ def make_app(
     return web.Application(
         [
             (rf"{prefix}/oauth_callback", CallbackHandler, {"hub_auth": hub_auth}),
-            (rf"{prefix}/clusters/([^/]+)(/.*)?", ForwardHandler, {**common, "guarded": True}),
-            (rf"{prefix}(/.*)?", ForwardHandler, {**common, "guarded": False}),
+            (rf"{prefix}(/.*)?", ForwardHandler, {**common, "prefix": prefix}),
         ],
         cookie_secret=os.urandom(32),
         websocket_ping_interval=30,

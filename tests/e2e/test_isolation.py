@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import http.client
 import json
 import time
 
@@ -119,6 +120,15 @@ def test_dashboard_only_for_owner_and_admins(facility, hub, alice_cluster):
         assert response.status_code == expected, (user, response.url)
     anonymous = requests.get(dashboard, allow_redirects=False, timeout=30)
     assert anonymous.status_code == 302 and "/hub/api/oauth2/authorize" in anonymous.headers["Location"]
+    # Escaped or non-canonical spellings of the same path (the gateway's proxy decodes them) are guarded too.
+    bob = {"Authorization": f"token {hub.user_token('bob')}"}
+    name = alice_cluster.name
+    for path in (f"%63lusters/{name}/status", f"clusters%2f{name}/status", f"./clusters/{name}/status"):
+        sneaky = http.client.HTTPConnection("127.0.0.1", facility.ports.public, timeout=30)
+        sneaky.request("GET", f"/services/dask-gateway/{path}", headers=bob)
+        answer = sneaky.getresponse()
+        assert answer.status in (400, 403, 404), (path, answer.status)
+        sneaky.close()
 
 
 def test_other_user_cannot_open_a_server(facility, hub):
@@ -136,7 +146,9 @@ def test_other_user_cannot_open_a_server(facility, hub):
     )
 
 
-def test_bad_tokens_get_401_or_403(facility, alice_cluster):
+def test_bad_tokens_get_401_or_403(facility, hub, alice_cluster):
+    if not hub.api("GET", "/users/alice").json()["servers"]:
+        assert start_server(hub, "alice").status_code in (201, 202)
     garbage = {"Authorization": "token not-a-token"}
     urls = {
         "hub API": f"{facility.url}/hub/api/user",
