@@ -196,12 +196,20 @@ class ForwardHandler(websocket.WebSocketHandler):
 
     get = post = put = delete = patch = head = forward
 
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        # Bokeh sends its session token as a websocket subprotocol (["bokeh", token]) and expects "bokeh" back.
+        return subprotocols[0] if subprotocols else None
+
     async def open(self, *args: Any, **kwargs: Any) -> None:
         url = "ws" + self.upstream[len("http") :] + self.upstream_uri
         headers = forwarded_headers(self.request.headers, keep_credentials=False)
+        offered = self.request.headers.get("Sec-WebSocket-Protocol", "")
+        subprotocols = [p.strip() for p in offered.split(",") if p.strip()] or None
         try:
             self.upstream_ws = await websocket.websocket_connect(
-                httpclient.HTTPRequest(url, headers=headers), on_message_callback=self.from_upstream
+                httpclient.HTTPRequest(url, headers=headers),
+                on_message_callback=self.from_upstream,
+                subprotocols=subprotocols,
             )
         except (OSError, websocket.WebSocketError, httpclient.HTTPClientError) as err:
             log.warning("websocket to %s failed: %s", url, err)

@@ -6,11 +6,20 @@ import re
 import time
 
 import pytest
+from dask_gateway import Gateway, JupyterHubAuth
 
 from tests.e2e.conftest import E2E_NOTEBOOK, save_json
 
 pytestmark = pytest.mark.e2e
 LAB_READY = "#jp-main-dock-panel"
+
+
+def gateway_for(facility, token: str) -> Gateway:
+    return Gateway(
+        address=f"{facility.url}/services/dask-gateway",
+        proxy_address=f"gateway://127.0.0.1:{facility.ports.gateway_tcp}",
+        auth=JupyterHubAuth(api_token=token),
+    )
 
 
 def sign_in(page, facility, username: str) -> float:
@@ -101,3 +110,31 @@ def test_admin_page_only_for_admins(browser, facility, screenshots):
         assert response.status == 403
     finally:
         user.close()
+
+
+def test_dashboard_in_the_browser_only_for_its_owner(browser, facility, hub, screenshots):
+    with gateway_for(facility, hub.user_token("alice")) as gateway, gateway.new_cluster() as cluster:
+        cluster.scale(1)
+        dashboard = f"{facility.url}/services/dask-gateway/clusters/{cluster.name}/status"
+        owner = browser.new_context(viewport={"width": 1400, "height": 900})
+        try:
+            page = owner.new_page()
+            sign_in(page, facility, "alice")
+            page.wait_for_url(re.compile(r"/(hub|user)/"), timeout=60_000)
+            response = page.goto(dashboard)
+            assert response.status == 200
+            # The plots are drawn from the scheduler's websocket, proxied by the guard with the OAuth cookie.
+            page.wait_for_selector(".bk-Figure, .bk-figure, canvas", timeout=60_000)
+            page.screenshot(path=screenshots / "07-dashboard-owner.png")
+        finally:
+            owner.close()
+        other = browser.new_context()
+        try:
+            page = other.new_page()
+            sign_in(page, facility, "bob")
+            page.wait_for_url(re.compile(r"/(hub|user)/"), timeout=60_000)
+            response = page.goto(dashboard)
+            page.screenshot(path=screenshots / "08-dashboard-other-user.png")
+            assert response.status == 403
+        finally:
+            other.close()
