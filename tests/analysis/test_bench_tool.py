@@ -6,11 +6,11 @@ import importlib.util
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
-from conftest import REPO
 
-BENCH = REPO / "tools" / "bench" / "analysis.py"
+BENCH = Path(__file__).resolve().parents[2] / "tools" / "bench" / "analysis.py"
 
 
 @pytest.fixture(scope="module")
