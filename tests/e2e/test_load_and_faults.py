@@ -116,3 +116,19 @@ def test_killing_a_worker_mid_computation_keeps_the_result_right(facility, hub):
             os.kill(victim_pid, signal.SIGKILL)
             assert total.result(timeout=300) == sum(x * x for x in range(60))
             assert victim_address not in client.scheduler_info()["workers"]
+
+
+def test_gateway_restart_forgets_clusters_that_died_meanwhile(facility, hub):
+    token = hub.user_token("bob")
+    with gateway_for(facility, token) as gateway:
+        cluster = gateway.new_cluster(shutdown_on_close=False)
+        with cluster.get_client() as client:
+            scheduler_pid = client.run_on_scheduler(os.getpid)
+        cluster.close()
+        facility.stop_component("gateway")
+        os.kill(scheduler_pid, signal.SIGKILL)
+        facility.start_component("gateway")
+        deadline = time.monotonic() + 10  # well below the heartbeat timeout (30 s and more)
+        while gateway.list_clusters() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert gateway.list_clusters() == []

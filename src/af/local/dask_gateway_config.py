@@ -9,8 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from dask_gateway_server.backends.local import UnsafeLocalBackend
-
+from af.local.gateway_backend import RecoveringLocalBackend
 from hub_config.gateway_server import configure_gateway_server
 from hub_config.settings import load_settings
 
@@ -23,7 +22,7 @@ bin_dir = Path(sys.executable).parent
 
 # UnsafeLocalBackend: clusters run as the gateway's own account (LocalBackend needs one unix account per user).
 configure_gateway_server(
-    c, settings, hub_api_url=f"http://127.0.0.1:{ports['hub']}/hub/api", backend_class=UnsafeLocalBackend
+    c, settings, hub_api_url=f"http://127.0.0.1:{ports['hub']}/hub/api", backend_class=RecoveringLocalBackend
 )
 c.DaskGateway.address = f"127.0.0.1:{ports['gateway_api']}"
 c.Proxy.address = f"127.0.0.1:{ports['gateway_web']}"
