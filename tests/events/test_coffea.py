@@ -53,3 +53,19 @@ def test_coffea_processor_code_runs_unchanged(coffea_events):
 def test_schema_events_match_physlite_events_field_values(coffea_events, physlite_path):
     ours = physlite.events.events(physlite_path, collections=["Jets"])
     assert ak.to_list(coffea_events.Jets.pt) == ak.to_list(ours.Jets.pt)
+
+
+def test_dask_mode_links_match_virtual_mode(physlite_path, coffea_events):
+    import physlite.events.dask  # noqa: F401  (dask-awkward optimisation setting)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lazy = coffea_nanoevents.NanoEventsFactory.from_root(
+            {str(physlite_path): "CollectionTree"}, schemaclass=PhysliteSchema, mode="dask"
+        ).events()
+        muons = lazy.Muons.inDetTrackParticle.z0.compute(scheduler="sync")
+        parents = lazy.TruthElectrons.parents.children.pdgId.compute(scheduler="sync")
+        ghosts = lazy.Jets.ghostTracks.z0.compute(scheduler="sync")
+    assert muons.tolist() == coffea_events.Muons.inDetTrackParticle.z0.tolist()
+    assert parents.tolist() == coffea_events.TruthElectrons.parents.children.pdgId.tolist()
+    assert ghosts.tolist() == coffea_events.Jets.GhostTrack.z0.tolist()

@@ -10,7 +10,8 @@ unchanged) and replaces what breaks on real files:
   ``InDetForwardTrackParticles``), an empty link or an index beyond the target gives None;
 - ``Jets.GhostTrack`` resolves to the ghost-associated tracks (the raw links stay in ``jets["GhostTrack"]``).
 
-Link resolution is implemented for coffea's virtual (and eager) mode.
+Links resolve in coffea's virtual and dask modes; in dask mode the link branch is read once when the property is
+first used, to learn which collections its keys name (the result's type depends on it).
 
 Example:
     >>> from coffea.nanoevents import NanoEventsFactory
@@ -30,6 +31,7 @@ import awkward
 import numpy as np
 from coffea.nanoevents.methods import physlite as coffea_physlite
 from coffea.nanoevents.schemas.physlite import PHYSLITESchema
+from coffea.util import dask_property
 
 from physlite.events.behavior import _FourVector
 from physlite.events.sgkey import CLIDS, sgkey
@@ -77,25 +79,32 @@ def _offsets(target: awkward.Array) -> np.ndarray:
     raise ValueError("collection without a per-object variable")
 
 
-def resolve_link(obj, link_field: str):
-    """The objects that ``obj[link_field]`` points to, with the container key checked (None otherwise)."""
-    events = obj._events()
+def _present_targets(keys, names: set[str], collections) -> list[tuple[int, str]]:
+    key_map = _key_map(collections)
+    present = np.unique(awkward.to_numpy(awkward.flatten(keys, axis=None)))
+    return [(int(k), key_map[int(k)]) for k in present if int(k) in key_map and key_map[int(k)] in names]
+
+
+def _resolve_with(obj, link_field: str, targets: list[tuple[int, awkward.Array]]):
+    """Resolve ``obj[link_field]`` into the given ``(key, target collection)`` pairs, key and range checked."""
     links = obj[link_field]
     keys = links.m_persKey
     index = awkward.values_astype(links.m_persIndex, np.int64)
-    key_map = _key_map(_collections(events))
-    present = np.unique(awkward.to_numpy(awkward.flatten(keys, axis=None)))
-    targets = [(int(k), key_map[int(k)]) for k in present if int(k) in key_map]
+    typetracer = awkward.backend(index) == "typetracer"
     eventindex = awkward.broadcast_arrays(obj._eventindex, index)[0]
     result = None
     chosen = None
-    for key, name in targets:
-        target = events[name]
-        offsets = _offsets(target)
-        start = _take(offsets[:-1], eventindex)
-        count = _take(offsets[1:], eventindex) - start
-        valid = (keys == key) & (index < count)
-        resolved = target._apply_global_index(awkward.where(valid, start + index, -1))
+    for key, target in targets:
+        if typetracer:  # dask's meta pass: only the type matters
+            valid = keys == key
+            position = index
+        else:
+            offsets = _offsets(target)
+            start = _take(offsets[:-1], eventindex)
+            count = _take(offsets[1:], eventindex) - start
+            valid = (keys == key) & (index < count)
+            position = start + index
+        resolved = target._apply_global_index(awkward.where(valid, position, -1))
         result = resolved if result is None else awkward.where(valid, resolved, result)
         chosen = valid if chosen is None else chosen | valid
     if result is None:
@@ -103,13 +112,57 @@ def resolve_link(obj, link_field: str):
     return awkward.mask(result, chosen)
 
 
-def _link(field: str, first: bool = False) -> property:
+def resolve_link(obj, link_field: str):
+    """The objects that ``obj[link_field]`` points to, with the container key checked (None otherwise)."""
+    events = obj._events()
+    found = _present_targets(obj[link_field].m_persKey, set(events.fields), _collections(events))
+    return _resolve_with(obj, link_field, [(key, events[name]) for key, name in found])
+
+
+class _PartitionLink:
+    """Resolve a link field in one partition, given the partitions of its target collections (dask mode)."""
+
+    def __init__(self, link_field: str, keys: list[int], first: bool):
+        self.link_field = link_field
+        self.keys = keys
+        self.first = first
+
+    def __call__(self, obj, *targets):
+        out = _resolve_with(obj, self.link_field, list(zip(self.keys, targets, strict=True)))
+        return awkward.firsts(out, axis=out.ndim - 1) if self.first else out
+
+
+def _resolve_dask(dask_array, link_field: str, first: bool):
+    """Dask mode: the link branch is read once to learn which collections its keys name, then every partition
+    resolves against the partitions of those collections."""
+    import dask_awkward
+
+    events = dask_array.attrs["@original_array"]
+    collections = tuple(
+        (name, events[name]._meta.layout.purelist_parameter(CONTAINER_PARAMETER) or name)
+        for name in events.fields
+    )
+    found = _present_targets(dask_array[link_field].m_persKey.compute(), set(events.fields), collections)
+    return dask_awkward.map_partitions(
+        _PartitionLink(link_field, [key for key, _ in found], first),
+        dask_array,
+        *[events[name] for _, name in found],
+        label=f"physlite-link-{link_field}",
+    )
+
+
+def _link(field: str, first: bool = False):
     def getter(self):
         out = resolve_link(self, field)
         return awkward.firsts(out, axis=out.ndim - 1) if first else out
 
     getter.__doc__ = f"The objects {field} points to (None for empty or foreign links)."
-    return property(getter)
+    prop = dask_property(getter)
+
+    def dask_getter(self, dask_array):
+        return _resolve_dask(dask_array, field, first)
+
+    return prop.dask(dask_getter)
 
 
 class _TruthCoordinates(_FourVector):
@@ -158,9 +211,11 @@ behavior.update(awkward._util.copy_behaviors("Particle", "PhysliteJet", behavior
 
 @awkward.mixin_class(behavior)
 class PhysliteJet(coffea_physlite.Particle):
-    """coffea's jet with ``GhostTrack`` resolved to the ghost-associated tracks."""
+    """coffea's jet with ``GhostTrack`` resolved to the ghost-associated tracks. In dask mode dask-awkward
+    prefers the raw field of that name: ``ghostTracks`` is the same property under a name without a field."""
 
     GhostTrack = _link("GhostTrack")
+    ghostTracks = _link("GhostTrack")
 
 
 def _vector_classes(name: str, base: str) -> None:
