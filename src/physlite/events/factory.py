@@ -23,13 +23,11 @@ import awkward as ak
 import numpy as np
 
 from physlite.errors import CorruptDataError
-from physlite.events import buffers, types
-from physlite.events.behavior import FACTORY_ATTR, build_behavior
+from physlite.events import buffers, links, types
+from physlite.events.behavior import FACTORY_ATTR, build_behavior, union_record_name
 from physlite.events.schema import CollectionSpec, FieldSpec, Schema
 from physlite.events.sgkey import element_class
 
-_SLOT_SHIFT = 40
-_POSITION_MASK = (1 << _SLOT_SHIFT) - 1
 PION_MASS = 139.57039  # MeV: the mass ATLAS assigns to track particles
 MUON_MASS = 105.6583755  # MeV
 
@@ -98,6 +96,7 @@ class EventFactory:
         self.branches_requested: set[str] = set()
         self._by_container = schema.by_container()
         self._slots = {name: i for i, name in enumerate(schema.collections)}
+        self.schema_names = list(schema.collections)
         self._computed = {name: computed_fields(spec) for name, spec in schema.collections.items()}
         self._cache: dict[str, dict[str, np.ndarray]] = {}
         self._offsets: dict[str, np.ndarray] = {}
@@ -223,20 +222,13 @@ class EventFactory:
         event_of = np.arange(self.length, dtype=np.int64)
         for level in range(levels):
             event_of = np.repeat(event_of, np.diff(got["".join([".0"] * level) + ".offsets"]))
-        result = np.full(len(keys), -1, dtype=np.int64)
-        targets: list[str] = []
+        by_key = {}
         for value in np.unique(keys):
             target = self._target_collection(int(value))
-            if target is None:
-                continue  # empty link, or a container this file does not hold: None
-            targets.append(target)
-            toffsets = self.collection_offsets(target)
-            where = np.nonzero(keys == value)[0]
-            events = event_of[where]
-            local = index[where]
-            start = toffsets[events]
-            inside = local < toffsets[events + 1] - start
-            result[where[inside]] = (self._slots[target] << _SLOT_SHIFT) | (start[inside] + local[inside])
+            if target is not None:  # else: empty link, or a container this file does not hold -> None
+                by_key[int(value)] = (self._slots[target], self.collection_offsets(target))
+        result = links.encode(keys, index, event_of, by_key)
+        targets = list(dict.fromkeys(self.schema_names[slot] for slot, _ in by_key.values()))
         if not targets:
             default = self._default_target(fspec)
             targets = [default] if default else []
@@ -275,7 +267,7 @@ class EventFactory:
         """The target objects of link field ``field`` for the (possibly sliced) objects in ``array``."""
         positions = array["_idx_" + field]
         targets: set[str] = set()
-        for collection in _record_names(array.layout):
+        for collection in links.record_names(array.layout):
             if collection in self.schema.collections and field in self.schema.collections[collection].fields:
                 targets.update(self.link_targets(collection, field))
         ordered = sorted(targets, key=self._slots.__getitem__)
@@ -283,13 +275,16 @@ class EventFactory:
         tags = np.full(len(self._slots), -1, dtype=np.int64)
         for tag, name in enumerate(ordered):
             tags[self._slots[name]] = tag
-        union_name = _union_name([set(self.schema.collections[t].fields) for t in ordered])
+        common = (
+            set.intersection(*(set(self.schema.collections[t].fields) for t in ordered)) if ordered else set()
+        )
+        union_name = union_record_name(common)
 
         def to_targets(layout, **kwargs):
             if isinstance(layout, ak.contents.NumpyArray):
                 if self.typetracer:
-                    return _select_typetracer(layout, contents)
-                return _select(np.asarray(layout.data, dtype=np.int64), contents, tags, union_name)
+                    return links.select_typetracer(layout, contents)
+                return links.select(np.asarray(layout.data, dtype=np.int64), contents, tags, union_name)
             return None
 
         return ak.transform(to_targets, positions, behavior=self.behavior, attrs=array.attrs)
@@ -383,66 +378,6 @@ class EventFactory:
 
     def all_branches(self) -> list[str]:
         return [f.branch for spec in self.schema.collections.values() for f in spec.fields.values()]
-
-
-def _record_names(layout: ak.contents.Content) -> set[str]:
-    """The record names (collections) of the records an array holds, through lists, options and unions."""
-    if isinstance(layout, ak.contents.RecordArray):
-        name = layout.parameter("__record__")
-        return {name} if name else set()
-    if isinstance(layout, ak.contents.UnionArray):
-        return set().union(*(_record_names(c) for c in layout.contents))
-    if hasattr(layout, "content"):
-        return _record_names(layout.content)
-    return set()
-
-
-def _union_name(field_sets: list[set[str]]) -> str:
-    from physlite.events.behavior import union_record_name
-
-    common = set.intersection(*field_sets) if field_sets else set()
-    return union_record_name(common)
-
-
-def _select_typetracer(positions: ak.contents.NumpyArray, contents: list[ak.contents.Content]):
-    """The type of :func:`_select`'s result for data-less arrays (dask's meta): one target collection."""
-    index = ak.index.Index64(positions.data)
-    if not contents:
-        return ak.contents.IndexedOptionArray(index, ak.contents.EmptyArray().to_NumpyArray(np.float32))
-    return ak.contents.IndexedOptionArray(index, contents[0])
-
-
-def _select(
-    positions: np.ndarray, contents: list[ak.contents.Content], tags: np.ndarray, union_name: str
-) -> ak.contents.Content:
-    """Target records at encoded positions (``slot << 40 | position``; -1 gives None)."""
-    valid = positions >= 0
-    if not contents:
-        return ak.contents.IndexedOptionArray(
-            ak.index.Index64(np.full(len(positions), -1, dtype=np.int64)),
-            ak.contents.EmptyArray().to_NumpyArray(np.float32),
-        )
-    if len(contents) == 1:
-        return ak.contents.IndexedOptionArray(
-            ak.index.Index64(np.where(valid, positions & _POSITION_MASK, -1)), contents[0]
-        )
-    # awkward puts options inside unions: each target gets an option content with one extra None slot.
-    slot_tags = np.where(valid, tags[np.where(valid, positions, 0) >> _SLOT_SHIFT], 0)
-    union_index = np.zeros(len(positions), dtype=np.int64)
-    options = []
-    for tag, content in enumerate(contents):
-        mine = np.nonzero(valid & (slot_tags == tag))[0]
-        union_index[mine] = np.arange(len(mine))
-        if tag == 0:
-            union_index[~valid] = len(mine)
-        local = np.append(positions[mine] & _POSITION_MASK, -1)
-        options.append(ak.contents.IndexedOptionArray(ak.index.Index64(local), content))
-    return ak.contents.UnionArray(
-        ak.index.Index8(slot_tags.astype(np.int8)),
-        ak.index.Index64(union_index),
-        options,
-        parameters={"__record__": union_name},
-    )
 
 
 def container_classes(reader: Any, schema: Schema) -> dict[str, str | None]:
