@@ -7,6 +7,7 @@ import pytest
 import uproot
 
 from physlite.io import AccessDenied, NotFound, RangeError, RemoteError, open_source
+from physlite.io.connections import close_idle_connections
 from physlite.io.http import HTTPSource
 from physlite.io.metadata import PlanStore
 
@@ -55,6 +56,7 @@ def test_uproot_reads_metadata_and_arrays_through_file_like(nginx, r22_path):
 
 def test_parallel_fetch_uses_the_configured_connections_with_keep_alive(nginx, r22_path):
     data = r22_path.read_bytes()
+    close_idle_connections()
     nginx.clear_log()
     with open_source(
         nginx.url(NAME), ca_file=str(nginx.cert), concurrency=3, gap=0, metadata_cache=False
@@ -214,3 +216,39 @@ def test_x509_proxy_is_presented_as_client_certificate(nginx, r22_path, monkeypa
         url, ca_file=str(nginx.cert), x509_proxy=str(nginx.proxy), metadata_cache=False
     ) as source:
         assert source.size == r22_path.stat().st_size
+
+
+def test_next_file_on_the_server_reuses_kept_alive_connections(nginx):
+    close_idle_connections()
+    store = PlanStore()
+    nginx.clear_log()
+    with open_source(nginx.url(NAME), ca_file=str(nginx.cert), metadata_cache=store) as first:
+        uproot.open(first.file_like())["CollectionTree"].keys()
+        assert first.stats.connections >= 1
+    first_connections = {entry["connection"] for entry in nginx.access_log()}
+    nginx.clear_log()
+    with open_source(
+        nginx.url("sibling_of_example.root"), ca_file=str(nginx.cert), metadata_cache=store
+    ) as other:
+        assert other.stats.connections == 0  # no TCP or TLS handshake: one round trip to open
+        assert other.stats.rounds == 1
+    assert {entry["connection"] for entry in nginx.access_log()} <= first_connections
+
+
+def test_kept_alive_connection_closed_meanwhile_is_replaced_without_a_retry(nginx, r22_path):
+    import socket
+
+    from physlite.io import connections
+
+    data = r22_path.read_bytes()
+    close_idle_connections()
+    with open_source(nginx.url(NAME), ca_file=str(nginx.cert), metadata_cache=False) as source:
+        for pool in connections._idle.values():  # as if the server had closed them while idle
+            for connection, _ in pool:
+                connection.sock.shutdown(socket.SHUT_RDWR)
+        requests, connections_before = source.stats.requests, source.stats.connections
+        # outside the bytes read when opening (the first 64 KiB, the last 1 MiB): these go to the server
+        _assert_same_bytes(source, data, np.array([100_000, 300_000]), np.array([150_000, 350_000]))
+        assert source.stats.requests > requests
+        assert source.stats.connections > connections_before  # the dead ones were replaced
+        assert source.stats.retries == 0

@@ -8,8 +8,6 @@ Example:
 from __future__ import annotations
 
 import http.client
-import os
-import queue
 import random
 import re
 import socket
@@ -23,9 +21,10 @@ from urllib.parse import urljoin, urlsplit
 import numpy as np
 
 from physlite import __name__ as _package
+from physlite.io import connections
 from physlite.io.credentials import bearer_token
 from physlite.io.credentials import x509_proxy as find_x509_proxy
-from physlite.io.errors import AccessDenied, CredentialError, NotFound, RangeError, RemoteError, RemoteTimeout
+from physlite.io.errors import AccessDenied, NotFound, RangeError, RemoteError, RemoteTimeout
 from physlite.io.multirange import (
     MultipartError,
     Request,
@@ -125,7 +124,6 @@ class HTTPSource(RemoteSource):
             x509_proxy = find_x509_proxy()
         self._context = self._tls_context(ca_file, verify, x509_proxy) if https else None
         self._target = _Target(url, self._context)
-        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
         self._target_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="physlite-http")
         self._closed = False
@@ -138,26 +136,13 @@ class HTTPSource(RemoteSource):
     # ------------------------------------------------------------------ TLS and connections
     @staticmethod
     def _tls_context(ca_file: str | None, verify: bool, proxy: str | None) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=ca_file)
-        if ca_file is None and os.environ.get("X509_CERT_DIR") and os.path.isdir(os.environ["X509_CERT_DIR"]):
-            context.load_verify_locations(capath=os.environ["X509_CERT_DIR"])  # the grid's CA folder
-        if not verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if proxy:
-            try:
-                context.load_cert_chain(proxy)
-            except (OSError, ssl.SSLError) as error:
-                raise CredentialError(
-                    f"X509 proxy {proxy} cannot be used as a client certificate: {error}"
-                ) from None
-        return context
+        return connections.tls_context(ca_file, verify, proxy)
 
-    def _connection(self) -> http.client.HTTPConnection:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
+    def _pool_key(self) -> tuple:
+        target = self._target
+        return (target.https, target.host, target.port, id(target.context))
+
+    def _new_connection(self) -> http.client.HTTPConnection:
         target = self._target
         self.stats.add(connections=1)
         if target.https:
@@ -166,9 +151,36 @@ class HTTPSource(RemoteSource):
             )
         return http.client.HTTPConnection(target.host, target.port, timeout=self.timeout)
 
+    def _send(self, range_header: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send a GET and read the status line, on a kept-alive connection when one is idle. A kept-alive
+        connection the server has closed meanwhile is replaced by a new one at once (no retry counted)."""
+        headers = {**self._headers, "Range": range_header}
+        connection = connections.take(self._pool_key())
+        if connection is not None:
+            connection.timeout = self.timeout
+            if connection.sock is not None:
+                connection.sock.settimeout(self.timeout)
+            try:
+                connection.request("GET", self._target.path, headers=headers)
+                self.stats.add(requests=1)
+                return connection, connection.getresponse()
+            except TimeoutError:
+                connection.close()
+                raise
+            except (http.client.HTTPException, OSError):  # closed by the server while idle
+                connection.close()
+        connection = self._new_connection()
+        try:
+            connection.request("GET", self._target.path, headers=headers)
+            self.stats.add(requests=1)
+            return connection, connection.getresponse()
+        except BaseException:
+            connection.close()
+            raise
+
     def _release(self, connection: http.client.HTTPConnection, reusable: bool) -> None:
-        if reusable and not self._closed:
-            self._idle.put(connection)
+        if reusable:
+            connections.give(self._pool_key(), connection)
         else:
             connection.close()
 
@@ -219,17 +231,13 @@ class HTTPSource(RemoteSource):
             if urlsplit(new).scheme not in ("http", "https"):
                 raise RemoteError(self.location, f"redirected to an unsupported URL {redact(new)}")
             self._target = _Target(new, self._context if new.startswith("https") else None)
-            while not self._idle.empty():
-                self._idle.get_nowait().close()
 
     def _attempt(self, start: int | None, stop: int, out: memoryview | None, done: int):
         range_header = f"bytes=-{stop}" if start is None else f"bytes={start + done}-{stop - 1}"
-        connection = self._connection()
+        connection = None
         reusable = False
         try:
-            connection.request("GET", self._target.path, headers={**self._headers, "Range": range_header})
-            self.stats.add(requests=1)
-            response = connection.getresponse()
+            connection, response = self._send(range_header)
             status = response.status
             if status == 206:
                 size, tag, body = self._read_partial(response, start, stop, out, done)
@@ -254,7 +262,8 @@ class HTTPSource(RemoteSource):
                 raise RemoteError(self.location, f"unknown host {self._target.host}") from None
             raise _Retry(f"connection to {self._target.host}:{self._target.port} failed: {error!r}") from None
         finally:
-            self._release(connection, reusable)
+            if connection is not None:
+                self._release(connection, reusable)
 
     def _raise_for_status(self, response: http.client.HTTPResponse, status: int, suffix: bool) -> None:
         reason = f"HTTP {status} {response.reason}"
@@ -405,14 +414,10 @@ class HTTPSource(RemoteSource):
                 time.sleep(self._backoff(attempt, retry.wait))
 
     def _attempt_multi(self, group: list[Request], view: memoryview, filled: set[int]) -> None:
-        connection = self._connection()
+        connection = None
         reusable = False
         try:
-            connection.request(
-                "GET", self._target.path, headers={**self._headers, "Range": range_header(group)}
-            )
-            self.stats.add(requests=1)
-            response = connection.getresponse()
+            connection, response = self._send(range_header(group))
             status = response.status
             if status in (200, 400, 416):
                 raise _NoMultirange()  # closed unread: a 200 may be the whole (huge) file
@@ -436,16 +441,15 @@ class HTTPSource(RemoteSource):
         except (ConnectionError, http.client.HTTPException, ssl.SSLError, OSError) as error:
             raise _Retry(f"connection to {self._target.host}:{self._target.port} failed: {error!r}") from None
         finally:
-            self._release(connection, reusable)
+            if connection is not None:
+                self._release(connection, reusable)
 
     def close(self) -> None:
         if getattr(self, "_closed", True):
             return
         super().close()
         self._closed = True
-        self._pool.shutdown(wait=True)
-        while not self._idle.empty():
-            self._idle.get_nowait().close()
+        self._pool.shutdown(wait=True)  # idle connections stay in the process pool for the next file
 
 
 class _Redirect(Exception):
