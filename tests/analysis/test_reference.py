@@ -238,3 +238,17 @@ def test_physlite_run_analysis_command(r22_path, capsys):
     assert "100 events" in capsys.readouterr().out
     assert main(["run", "analysis", str(r22_path), "--no-progress", "--chunk-size", "0"]) == 2
     assert "chunk size must be positive" in capsys.readouterr().err
+
+
+def test_compiled_and_awkward_selections_agree(physlite_path):
+    import physlite.events
+    from physlite.analysis.reference import NEEDED_COLLECTIONS, run_chunk
+
+    for start, stop in ((0, None), (3, 17), (38, 40)):
+        events = physlite.events.events(
+            physlite_path, collections=NEEDED_COLLECTIONS, entry_start=start, entry_stop=stop
+        )
+        compiled, plain = run_chunk(events, compiled=True), run_chunk(events, compiled=False)
+        assert compiled.counts == plain.counts
+        for name, h in plain.histograms.items():
+            assert (compiled.histograms[name].values(flow=True) == h.values(flow=True)).all(), name

@@ -201,7 +201,30 @@ def summarize(electrons, muons, jets, has_vertex, n_events: int) -> AnalysisResu
     return result
 
 
-def run_chunk(events: ak.Array) -> AnalysisResult:
-    """The reference analysis on one chunk of events of our event model (lazy or eager)."""
+def summarize_compiled(electrons, muons, jets, has_vertex, n_events: int) -> AnalysisResult:
+    """:func:`summarize` with the compiled selection (:mod:`physlite.analysis.compiled`): same flags, one pass."""
+    from physlite.analysis.compiled import select_compiled
+
+    flags, values = select_compiled(electrons, muons, jets, has_vertex)
+    result = AnalysisResult(n_events=n_events)
+    for collection in COLLECTIONS:
+        for flag in FLAGS:
+            result.counts[collection][flag] = int(np.count_nonzero(flags[collection][flag]))
+    for name, collection in (("jet_pt", "Jets"), ("electron_pt", "Electrons"), ("muon_pt", "Muons")):
+        result.histograms[name].fill(pt=values[collection][1][flags[collection]["signal"]])
+    counts = np.diff(values["Jets"][0])
+    event_of_jet = np.repeat(np.arange(len(counts)), counts)
+    per_event = np.bincount(event_of_jet, weights=flags["Jets"]["signal"], minlength=len(counts)).astype(
+        np.int64
+    )
+    result.histograms["n_jets"].fill(n=per_event[np.asarray(has_vertex, dtype=bool)])
+    return result
+
+
+def run_chunk(events: ak.Array, compiled: bool = True) -> AnalysisResult:
+    """The reference analysis on one chunk of events of our event model (lazy or eager); ``compiled=False``
+    runs the awkward version of the selection (same counts)."""
     electrons, muons, jets, has_vertex = inputs_from_events(events)
+    if compiled:
+        return summarize_compiled(electrons, muons, jets, has_vertex, len(events))
     return summarize(electrons, muons, jets, has_vertex, len(events))

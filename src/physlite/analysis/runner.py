@@ -28,11 +28,13 @@ def run(
     chunk_size: int = 100_000,
     progress: bool = False,
     scheduler: Any = None,
+    compiled: bool = True,
 ) -> AnalysisResult:
     """The reference analysis over ``sources`` (path/URL or list), in ``mode`` ``lazy``, ``eager`` or ``dask``.
 
     Lazy and eager modes go through each file in chunks of ``chunk_size`` entries; dask mode makes one
-    partition per chunk and computes them with ``scheduler`` (dask's default when None).
+    partition per chunk and computes them with ``scheduler`` (dask's default when None). ``compiled=False``
+    uses the awkward version of the selection (same counts, slower).
     """
     if mode not in MODES:
         raise PhysliteError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
@@ -40,7 +42,7 @@ def run(
         raise PhysliteError(f"chunk size must be positive, not {chunk_size}")
     files = source_list(sources)
     if mode == "dask":
-        return _run_dask(files, chunk_size, scheduler, progress)
+        return _run_dask(files, chunk_size, scheduler, progress, compiled)
     total = AnalysisResult()
     bar = _progress_bar(progress)
     try:
@@ -55,7 +57,7 @@ def run(
                     factory = model.factory(start, stop)
                     if mode == "eager":
                         factory.prefetch(factory.all_branches())
-                    total = total + run_chunk(factory.events())
+                    total = total + run_chunk(factory.events(), compiled=compiled)
                     if bar is not None:
                         bar.update(stop - start)
             finally:
@@ -74,14 +76,14 @@ def _progress_bar(enabled: bool):
     return tqdm(total=0, unit="events", unit_scale=True, desc="physlite analysis", file=sys.stderr)
 
 
-def _run_dask(files: list, chunk_size: int, scheduler: Any, progress: bool) -> AnalysisResult:
+def _run_dask(files: list, chunk_size: int, scheduler: Any, progress: bool, compiled: bool) -> AnalysisResult:
     import dask
 
     import physlite.events
 
     events = physlite.events.events(files, mode="dask", chunk_size=chunk_size, collections=NEEDED_COLLECTIONS)
     # dask-awkward 2025.3 cannot fuse the graphs of dask 2026 ("multiple outputs"): no graph optimisation.
-    parts = [dask.delayed(run_chunk)(partition) for partition in events.to_delayed(optimize_graph=False)]
+    parts = [dask.delayed(run_chunk)(p, compiled) for p in events.to_delayed(optimize_graph=False)]
     if progress:
         from dask.diagnostics import ProgressBar
 
