@@ -5,13 +5,11 @@ from __future__ import annotations
 import warnings
 
 import awkward as ak
+import coffea.nanoevents as coffea_nanoevents
 import pytest
 
 import physlite.events
-
-coffea_nanoevents = pytest.importorskip("coffea.nanoevents")
-
-from physlite.events.coffea import PhysliteSchema  # noqa: E402
+from physlite.events.coffea import PhysliteSchema
 
 
 @pytest.fixture
