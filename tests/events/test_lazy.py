@@ -131,3 +131,12 @@ def test_no_source_is_an_error():
 
 def test_module_is_callable(r22_path):
     assert len(physlite.events(r22_path)) == 100
+
+
+def test_iterate_in_chunks(r21_path, r22_path):
+    chunks = list(physlite.events.iterate([r21_path, r22_path], step_size=30, collections=["Electrons"]))
+    assert [len(c) for c in chunks] == [30, 10, 30, 30, 30, 10]
+    whole = physlite.events.events([r21_path, r22_path], collections=["Electrons"])
+    assert [pt for c in chunks for pt in c.Electrons.pt.tolist()] == whole.Electrons.pt.tolist()
+    with pytest.raises(PhysliteError, match="step_size must be positive"):
+        next(physlite.events.iterate(r22_path, step_size=0))

@@ -125,9 +125,8 @@ def iterate(
     if step_size <= 0:
         raise PhysliteError(f"step_size must be positive, not {step_size}")
     for one in source_list(source):
+        # not closed here: lazy chunks read from the file whenever they are touched, also after the loop; the
+        # file closes when the last chunk of it is gone
         model = open_model(one, collections=collections)
-        try:
-            for start in range(0, model.num_entries, step_size):
-                yield model.factory(start, min(start + step_size, model.num_entries)).events()
-        finally:
-            model.close()
+        for start in range(0, model.num_entries, step_size):
+            yield model.factory(start, min(start + step_size, model.num_entries)).events()
