@@ -14,7 +14,7 @@ import numpy as np
 
 from physlite.decode import kernels
 from physlite.decode.baskets import NEVBUF, OBJLEN, STATUS_MESSAGES
-from physlite.decode.compression import MESSAGES
+from physlite.decode.compression import MESSAGES, new_scratch
 from physlite.decode.layouts import Kind, Layout
 
 _local = threading.local()
@@ -44,7 +44,7 @@ def _scratch(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         offsets = _local.offsets = np.empty(max(need_offsets, 4096), np.int64)
     scratch64 = getattr(_local, "scratch64", None)
     if scratch64 is None:
-        scratch64 = _local.scratch64 = np.zeros(4, np.int64)
+        scratch64 = _local.scratch64 = new_scratch()  # one per thread, for the thread's life
     return payload, offsets, scratch64
 
 

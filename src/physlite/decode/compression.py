@@ -37,6 +37,9 @@ _zlib_uncompress = types.ExternalFunction("uncompress", types.intc(_ptr, _ptr, _
 _zstd_decompress = types.ExternalFunction(
     "ZSTD_decompress", types.uintp(_ptr, types.uintp, _ptr, types.uintp)
 )
+_zstd_decompress_dctx = types.ExternalFunction(
+    "ZSTD_decompressDCtx", types.uintp(types.uintp, _ptr, types.uintp, _ptr, types.uintp)
+)
 _zstd_is_error = types.ExternalFunction("ZSTD_isError", types.uintc(types.uintp))
 _lz4_decompress = types.ExternalFunction(
     "LZ4_decompress_safe", types.intc(_ptr, _ptr, types.intc, types.intc)
@@ -47,6 +50,8 @@ _lzma_decode = types.ExternalFunction(
 )
 
 BLOCK_HEADER = 9
+SCRATCH_SIZE = 4
+ZSTD_CONTEXT = 3  # where a thread's scratch64 keeps its ZSTD_DCtx pointer (0: none)
 LZ4_CHECKSUM = 8
 
 # Status codes returned by decompress_into (0 = success); messages live in MESSAGES.
@@ -63,11 +68,24 @@ MESSAGES = {
 }
 
 
+_libzstd = ctypes.CDLL(ctypes.util.find_library("zstd"))
+_libzstd.ZSTD_createDCtx.restype = ctypes.c_void_p
+_libzstd.ZSTD_freeDCtx.argtypes = [ctypes.c_void_p]
+
+
+def new_scratch() -> np.ndarray:
+    """A thread's scratch array for :func:`decompress_into`, with its own ZSTD decompression context."""
+    scratch64 = np.zeros(SCRATCH_SIZE, np.int64)
+    scratch64[ZSTD_CONTEXT] = _libzstd.ZSTD_createDCtx() or 0
+    return scratch64
+
+
 @njit(nogil=True, cache=True)
 def decompress_into(src, src_start, src_stop, dst, dst_size, scratch64):
     """Decompress ROOT blocks src[src_start:src_stop] into dst[0:dst_size]; return a status code.
 
-    ``scratch64`` is a small int64 array used for the size arguments that the C libraries take by pointer.
+    ``scratch64`` (from :func:`new_scratch`) holds the size arguments that the C libraries take by pointer and
+    the thread's ZSTD context.
     """
     pos = src_start
     out = 0
@@ -84,7 +102,12 @@ def decompress_into(src, src_start, src_stop, dst, dst_size, scratch64):
         tag0 = src[pos]
         tag1 = src[pos + 1]
         if tag0 == 90 and tag1 == 83:  # "ZS"
-            got = _zstd_decompress(dst_base + out, u_size, src_base + body, c_size)
+            if scratch64[ZSTD_CONTEXT] != 0:  # the thread's reused context: no allocation per basket
+                got = _zstd_decompress_dctx(
+                    scratch64[ZSTD_CONTEXT], dst_base + out, u_size, src_base + body, c_size
+                )
+            else:
+                got = _zstd_decompress(dst_base + out, u_size, src_base + body, c_size)
             if _zstd_is_error(got) != 0 or got != u_size:
                 return FAILED
         elif tag0 == 90 and tag1 == 76:  # "ZL"

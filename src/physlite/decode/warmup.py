@@ -12,8 +12,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -57,9 +60,26 @@ def compile_all() -> int:
     return sum(1 for d in dispatchers if d.signatures)
 
 
+def _drop_stale_cache() -> None:
+    """numba keys a kernel's cache on its own file only, so a kernel compiled against an older version of a module it
+    calls (e.g. compression.py) would be reused. Drop the cache when any source of the package changed."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(package.glob("*.py")))).hexdigest()
+    cache = package / "__pycache__"
+    stamp = cache / "physlite-kernels.sha256"
+    if stamp.is_file() and stamp.read_text() == digest:
+        return
+    for path in [*cache.glob("*.nbi"), *cache.glob("*.nbc")]:
+        path.unlink()
+    cache.mkdir(exist_ok=True)
+    stamp.write_text(digest)
+
+
 def main() -> None:
     """Entry point of ``python -m physlite.decode.warmup``."""
     start = time.perf_counter()
+    with contextlib.suppress(OSError):  # a read-only install keeps what it has
+        _drop_stale_cache()
     ready = compile_all()
     cpu = os.environ.get("NUMBA_CPU_NAME", "this machine's")
     print(f"physlite: {ready} kernels compiled or loaded in {time.perf_counter() - start:.1f} s (cpu: {cpu})")
