@@ -9,8 +9,10 @@ after RTT/2. Cases: (a) open `PHYSLITE_example.root` and read 20 branches; (b) r
 of the production-like benchmark file. Methods: physlite on a cold start (no metadata plan), physlite with the
 plan remembered (re-open, or next file of a dataset), uproot 5.7 (`uproot.open(url)`, its default handler), and a
 full download (one stream; `xrdcp` for root://) followed by a local physlite read. Counted per run: requests,
-connections and bytes on the server side for https (nginx access log), client side for root:// (physlite's and
-uproot's counters, XRootD logins), physlite's own round trips, and the effective round trips (time / RTT).
+connections and bytes on the server side for https (nginx access log: `conns` = connections used), client side
+for root:// (physlite's and uproot's counters; `conns` = new XRootD logins, the client keeps its connection per
+server), physlite's own round trips, and the effective round trips (time / RTT). Connections kept alive from
+earlier runs of a method are reused, for uproot (fsspec's session) and physlite (its connection pool) alike.
 """
 
 from __future__ import annotations
@@ -298,7 +300,7 @@ def print_table(rtt: float, case: str, protocol: str, summary: dict) -> None:
     print(f"\n{case} over {protocol}, RTT {rtt} ms")
     print(
         f"  {'method':16} {'seconds':>8} {'vs uproot':>9} {'MB/s':>7} {'eff. RTs':>8} {'rounds':>6} "
-        f"{'requests':>8} {'new conns':>9} {'MB moved':>8}"
+        f"{'requests':>8} {'conns':>9} {'MB moved':>8}"
     )
     for method, row in summary.items():
         client, server = row["client"], row["server"]
