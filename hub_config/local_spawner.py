@@ -18,11 +18,13 @@ import json
 import os
 import resource
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.utils import random_port
 from traitlets import Dict, List, Unicode
 
 from hub_config.profiles import PROFILE_FIELD, choose_profile, user_group_names
@@ -74,8 +76,31 @@ def copy_tutorials(source: Path, home: Path) -> list[Path]:
     return copied
 
 
+class PortReservations:
+    """Free ports handed out to servers being started, so that concurrent spawns never get the same one.
+
+    A port from the kernel (bind to port 0) is free when chosen but stays unclaimed until the server binds it;
+    without this, two servers starting at once can be given the same port (seen with 30 simultaneous logins).
+    """
+
+    def __init__(self, hold_seconds: float = 300.0):
+        self.hold_seconds = hold_seconds
+        self.held: dict[int, float] = {}
+
+    def reserve(self) -> int:
+        now = time.monotonic()
+        self.held = {port: until for port, until in self.held.items() if until > now}
+        while True:
+            port = random_port()
+            if port not in self.held:
+                self.held[port] = now + self.hold_seconds
+                return port
+
+
 class FacilityLocalSpawner(SimpleLocalProcessSpawner):
     """SimpleLocalProcessSpawner with group-limited profiles, resource limits, tutorials and ServiceX config."""
+
+    ports = PortReservations()
 
     profiles = List(help="The facility profiles (settings `profiles`).").tag(config=True)
     tutorials_source = Unicode("", help="Folder whose *.ipynb are copied into new homes.").tag(config=True)
@@ -103,6 +128,7 @@ class FacilityLocalSpawner(SimpleLocalProcessSpawner):
             path.write_text(servicex_yaml(self.servicex_endpoint, auth_state.get("access_token", "")))
             path.chmod(0o600)
         self.log.info("starting %s with profile %s", self.user.name, profile["name"])
+        self.port = self.ports.reserve()
         return await super().start()
 
     def get_args(self) -> list[str]:

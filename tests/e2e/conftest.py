@@ -1,5 +1,5 @@
-"""The local facility for the end-to-end tests: started once per session on free ports in a temporary state
-folder, by the same code as `make up`, and stopped (every process it started) at the end."""
+"""The local facility for the end-to-end tests: started once for this package on free ports in a temporary state
+folder, by the same code as `make up`, and stopped (every process it started) when the package's tests end."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def write_e2e_notebook(folder: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tutorials_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository's tutorials plus the notebook the browser test runs."""
     folder = tmp_path_factory.mktemp("tutorials")
@@ -60,7 +60,7 @@ def tutorials_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def facility(tmp_path_factory: pytest.TempPathFactory, tutorials_dir: Path) -> Iterator[LocalFacility]:
     state = tmp_path_factory.mktemp("facility-state")
     # Short-lived IAM access tokens, checked often: the refresh path is exercised by every test.
@@ -104,18 +104,20 @@ class Hub:
         return response.json()["token"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def hub(facility: LocalFacility) -> Hub:
     return Hub(facility)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def screenshots() -> Path:
     BUILD.mkdir(parents=True, exist_ok=True)
     return BUILD
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in the main thread while it is open, which
+# would break asyncio.run() in the tests that follow.
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 

@@ -36,3 +36,15 @@ def test_quiet_jupyterlab(tmp_path):
     (tmp_path / NOTIFICATION_SETTINGS).write_text('{"fetchNews": "true"}')
     quiet_jupyterlab(tmp_path)
     assert json.loads((tmp_path / NOTIFICATION_SETTINGS).read_text())["fetchNews"] == "true"
+
+
+def test_port_reservations_never_repeat_while_held(monkeypatch):
+    from hub_config import local_spawner
+
+    offered = iter([5000, 5000, 5001, 5000, 5002])
+    monkeypatch.setattr(local_spawner, "random_port", lambda: next(offered))
+    reservations = local_spawner.PortReservations(hold_seconds=60)
+    assert [reservations.reserve() for _ in range(3)] == [5000, 5001, 5002]
+    expired = local_spawner.PortReservations(hold_seconds=0)
+    monkeypatch.setattr(local_spawner, "random_port", lambda: 6000)
+    assert [expired.reserve(), expired.reserve()] == [6000, 6000]

@@ -68,6 +68,8 @@ def one_user(facility: LocalFacility, username: str, timeout: float) -> UserResu
             answer = session.get(lab, timeout=60)
             if answer.status_code == 200 and answer.url.startswith(lab):
                 return UserResult(username, True, round(login_s, 2), round(time.perf_counter() - started, 2))
+            if answer.status_code == 424:  # the hub's answer once the server has stopped (failed start)
+                return UserResult(username, False, round(login_s, 2), error="server stopped while starting")
             time.sleep(0.5)
         return UserResult(
             username, False, round(login_s, 2), error=f"JupyterLab not ready after {timeout:.0f} s"
