@@ -1,7 +1,7 @@
 """A PHYSLITE file: its branches, their types and sizes, and reading them into awkward arrays.
 
-The file's metadata (header, streamers, the TTree and its branches) is parsed with uproot; the baskets are read
-and decoded by physlite's own kernels, several branches at a time on all cores.
+The file's metadata comes from :mod:`physlite.catalogue`; the baskets are read and decoded by physlite's own
+kernels, several branches at a time on all cores.
 """
 
 from __future__ import annotations
@@ -14,19 +14,11 @@ from dataclasses import dataclass
 
 import awkward as ak
 import numpy as np
-import uproot
 
+from physlite.catalogue import BranchInfo, check_magic, load_catalogue
 from physlite.decode import branch as branch_decoder
 from physlite.decode.baskets import NEVBUF, STATUS_MESSAGES, TABLE_COLUMNS, read_basket_table
-from physlite.decode.layouts import Layout, classify
-from physlite.errors import (
-    BranchNotFoundError,
-    CorruptDataError,
-    NotROOTFileError,
-    PhysliteError,
-    TreeNotFoundError,
-    UnsupportedTypeError,
-)
+from physlite.errors import BranchNotFoundError, CorruptDataError, PhysliteError, UnsupportedTypeError
 from physlite.io import LocalSource, open_source
 
 DEFAULT_TREE = "CollectionTree"
@@ -41,89 +33,6 @@ def default_threads() -> int:
         except ValueError:
             raise PhysliteError(f"PHYSLITE_THREADS={setting!r} is not a number of threads") from None
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-@dataclass(frozen=True)
-class BranchInfo:
-    """What physlite knows about one readable branch (a leaf, or a split ElementLink vector)."""
-
-    name: str
-    typename: str
-    layout: Layout | None  # None: no decoder for this type
-    unsupported_reason: str | None
-    seeks: np.ndarray
-    nbytes: np.ndarray
-    first_entries: np.ndarray  # one per basket, plus the entry after the last
-    compressed_bytes: int
-    uncompressed_bytes: int
-    members: tuple[BranchInfo, ...] = ()  # .m_persKey and .m_persIndex of a split ElementLink vector
-
-
-def _basket_arrays(branch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = branch.num_baskets
-    seeks = np.asarray(branch.member("fBasketSeek")[:n], np.int64)
-    nbytes = np.asarray(branch.member("fBasketBytes")[:n], np.int64)
-    entries = np.asarray(branch.member("fBasketEntry")[: n + 1], np.int64).copy()
-    entries[n] = branch.num_entries
-    return seeks, nbytes, entries
-
-
-def _info(
-    branch, layout: Layout | None = None, reason: str | None = None, members=(), typename: str | None = None
-) -> BranchInfo:
-    seeks, nbytes, entries = _basket_arrays(branch)
-    typename = typename or branch.typename
-    if layout is None and reason is None:
-        try:
-            layout = classify(typename, branch.interpretation)
-        except UnsupportedTypeError as error:
-            reason = str(error)
-        except Exception as error:  # uproot could not even interpret the streamer
-            reason = f"no decoder for type {typename} ({str(error).splitlines()[0]})"
-    if layout is not None and len(branch.embedded_baskets or ()) > 0:
-        layout, reason = None, "baskets embedded in the TTree metadata (file not closed properly)"
-    return BranchInfo(
-        name=branch.name,
-        typename=typename,
-        layout=layout,
-        unsupported_reason=reason,
-        seeks=seeks,
-        nbytes=nbytes,
-        first_entries=entries,
-        compressed_bytes=int(branch.member("fZipBytes"))
-        if not members
-        else sum(m.compressed_bytes for m in members),
-        uncompressed_bytes=int(branch.member("fTotBytes"))
-        if not members
-        else sum(m.uncompressed_bytes for m in members),
-        members=tuple(members),
-    )
-
-
-def _catalogue(tree) -> dict[str, BranchInfo]:
-    infos: dict[str, BranchInfo] = {}
-    for branch in tree.itervalues(recursive=True):
-        children = branch.branches
-        names = {child.name for child in children}
-        if children and {branch.name + ".m_persKey", branch.name + ".m_persIndex"} <= names:
-            key, index = (branch[branch.name + suffix] for suffix in (".m_persKey", ".m_persIndex"))
-            members = (_info(key), _info(index))
-            infos[branch.name] = _info(
-                branch, classify(branch.typename, None, has_link_members=True), None, members
-            )
-            continue
-        if len(children) == 1 and children[0].name == branch.name:
-            # the leaf of the same name carries the data (e.g. a scalar ElementLink), the parent its type
-            infos[branch.name] = _info(children[0], typename=branch.typename)
-            continue
-        if children:
-            continue
-        if branch.name in infos:
-            if getattr(branch.parent, "name", None) == branch.name:
-                continue  # already catalogued through its parent
-            raise PhysliteError(f"branch name {branch.name} occurs twice in the tree")
-        infos[branch.name] = _info(branch)
-    return infos
 
 
 class PhysliteFile:
@@ -141,32 +50,16 @@ class PhysliteFile:
         self.threads = threads or default_threads()
         self._source = open_source(location, **options)
         self.location = self._source.location
-        _check_magic(self._source)
+        check_magic(self._source)
         try:
-            self._uproot_file = uproot.open(self._source.file_like(), object_cache=None, array_cache=None)
-        except Exception as error:
-            self._source.close()
-            raise _header_error(self.location, error) from None
-        try:
-            self._tree = self._uproot_file[tree]
-        except Exception as error:
-            trees = [k for k, c in self._uproot_file.classnames().items() if c in ("TTree", "ROOT::RNTuple")]
-            self.close()
-            if isinstance(error, uproot.KeyInFileError):
-                raise TreeNotFoundError(
-                    f"{self.location} has no tree {tree!r} (trees in the file: {', '.join(trees) or 'none'})"
-                ) from None
-            raise CorruptDataError(f"{self.location}: cannot read tree {tree!r} ({error})") from None
-        try:
-            self._branches = _catalogue(self._tree)
+            catalogue = load_catalogue(self._source, tree)
         except PhysliteError:
+            self._source.close()
             raise
-        except Exception as error:
-            raise CorruptDataError(
-                f"{self.location}: cannot read the branches of {tree!r} ({error})"
-            ) from None
         self.tree_name = tree
-        self.num_entries = int(self._tree.num_entries)
+        self.num_entries = catalogue.num_entries
+        self.compression = catalogue.compression
+        self._branches = catalogue.branches
         self.branches_read: set[str] = set()
         self._lock = threading.Lock()
 
@@ -198,12 +91,6 @@ class PhysliteFile:
                 f"{name:<{width}}  {info.typename:<60}  {layout:<12}  {info.uncompressed_bytes:>12,d} B",
                 file=file,
             )
-
-    @property
-    def compression(self) -> str:
-        """The file's compression setting, e.g. ``ZSTD level 5``."""
-        compression = self._uproot_file.file.compression
-        return f"{type(compression).__name__} level {compression.level}" if compression else "none"
 
     # ----------------------------------------------------------------- reading
     def arrays(
@@ -308,9 +195,6 @@ class PhysliteFile:
     # ----------------------------------------------------------------- lifetime
     def close(self) -> None:
         """Release the file (memory map, connections)."""
-        uproot_file = getattr(self, "_uproot_file", None)
-        if uproot_file is not None:
-            uproot_file.close()
         self._source.close()
 
     def __enter__(self) -> PhysliteFile:
@@ -321,16 +205,6 @@ class PhysliteFile:
 
     def __repr__(self) -> str:
         return f"<physlite file {self.location}: {self.num_entries} entries, {len(self._branches)} branches>"
-
-
-def _check_magic(source) -> None:
-    if source.size < 4:
-        source.close()
-        raise NotROOTFileError(f"{source.location} is not a ROOT file (only {source.size} bytes)")
-    buffer, offsets = source.fetch(np.array([0], np.int64), np.array([4], np.int64))
-    if bytes(buffer[offsets[0] : offsets[0] + 4]) != b"root":
-        source.close()
-        raise NotROOTFileError(f"{source.location} is not a ROOT file (it does not start with 'root')")
 
 
 @dataclass(frozen=True)
@@ -367,17 +241,6 @@ def _concatenate(pieces: list[ak.contents.Content]) -> ak.contents.Content:
     if len(pieces) == 1:
         return pieces[0]
     return ak.concatenate([ak.Array(piece) for piece in pieces], highlevel=False)
-
-
-def _header_error(location: str, error: Exception) -> PhysliteError:
-    if isinstance(error, PhysliteError):
-        return error
-    text = str(error).split("\n")[0]
-    if "not a ROOT file" in text:
-        return NotROOTFileError(f"{location} is not a ROOT file")
-    return NotROOTFileError(
-        f"{location}: cannot read the ROOT file header or directory ({text}); truncated file?"
-    )
 
 
 def open(

@@ -42,3 +42,13 @@ def test_collection_of():
     assert collection_of("AnalysisElectronsAuxDyn.pt") == "AnalysisElectrons"
     assert collection_of("EventInfoAux.runNumber") == "EventInfo"
     assert collection_of("index_ref") == "index_ref"
+
+
+def test_events_and_analysis_are_reachable_from_the_package(r22_path):
+    code = (
+        "import physlite, sys; e = physlite.events(sys.argv[1]); "
+        "print(len(e), callable(physlite.analysis.run))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(r22_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["100", "True"]
