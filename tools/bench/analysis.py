@@ -409,6 +409,9 @@ def measure(name: str, path: str, repeat: int, chunk_size: int) -> dict:
     report["best_cpu"] = best["cpu"]
     report["median_wall"] = statistics.median(r["wall"] for r in report["runs"])
     report["hz"] = report["n_events"] / best["wall"]
+    # the first run includes parsing the file's metadata; physlite keeps the catalogue for later opens of the file
+    report["first_wall"] = report["runs"][0]["wall"]
+    report["hz_first_run"] = report["n_events"] / report["first_wall"]
     report["hz_per_cpu_second"] = report["n_events"] / best["cpu"] if best["cpu"] else math.nan
     return report
 
@@ -450,12 +453,17 @@ def main(argv=None) -> int:
         for other in ("uproot", "coffea"):
             if "error" not in reports[other]:
                 summary[f"speedup_vs_{other}"] = ours["hz"] / reports[other]["hz"]
+                summary[f"first_run_speedup_vs_{other}"] = (
+                    ours["hz_first_run"] / reports[other]["hz_first_run"]
+                )
                 summary[f"cpu_speedup_vs_{other}"] = (
                     ours["hz_per_cpu_second"] / reports[other]["hz_per_cpu_second"]
                 )
 
     print(f"reference analysis on {path} ({ours.get('n_events')} events), one thread, best of {args.repeat}")
-    print(f"{'implementation':<16}{'events/s':>12}{'events/CPU-s':>14}{'wall [s]':>10}  counts")
+    print(
+        f"{'implementation':<16}{'events/s':>12}{'events/CPU-s':>14}{'wall [s]':>10}{'1st run ev/s':>14}  counts"
+    )
     for name, report in reports.items():
         if "error" in report:
             print(f"{name:<16}{'failed':>12}  {report['error']}")
@@ -463,7 +471,7 @@ def main(argv=None) -> int:
         jets = report["counts"]["Jets"]
         print(
             f"{name:<16}{report['hz']:>12,.0f}{report['hz_per_cpu_second']:>14,.0f}{report['best_wall']:>10.2f}"
-            f"  jets {jets['baseline']}/{jets['passOR']}/{jets['signal']}"
+            f"{report['hz_first_run']:>14,.0f}  jets {jets['baseline']}/{jets['passOR']}/{jets['signal']}"
         )
     if "error" not in reports["physlite-awkward"] and "error" not in reports["uproot"]:
         summary["data_access_speedup_vs_uproot"] = reports["physlite-awkward"]["hz"] / reports["uproot"]["hz"]
