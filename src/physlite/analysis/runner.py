@@ -76,25 +76,48 @@ def _progress_bar(enabled: bool):
     return tqdm(total=0, unit="events", unit_scale=True, desc="physlite analysis", file=sys.stderr)
 
 
+def analyse_partition(part: tuple[str, int, int], compiled: bool = True) -> AnalysisResult:
+    """The reference analysis of one partition ``(location, entry_start, entry_stop)`` of dask mode.
+
+    Opening the file, reading and selecting happen in one task, so only the small result leaves the worker:
+    a lazy events array is never a task's output (distributed cannot size or move one).
+
+    Example:
+        >>> analyse_partition(("PHYSLITE_example.root", 0, 50)).n_events   # doctest: +SKIP
+        50
+    """
+    location, start, stop = part
+    model = open_model(location, collections=NEEDED_COLLECTIONS)
+    try:
+        return run_chunk(model.factory(start, stop).events(), compiled=compiled)
+    finally:
+        model.close()
+
+
 def _run_dask(files: list, chunk_size: int, scheduler: Any, progress: bool, compiled: bool) -> AnalysisResult:
     import dask
 
-    import physlite.events
+    from physlite.events.dask import partitions
 
-    events = physlite.events.events(files, mode="dask", chunk_size=chunk_size, collections=NEEDED_COLLECTIONS)
-    # dask-awkward 2025.3 cannot fuse the graphs of dask 2026 ("multiple outputs"): no graph optimisation.
-    parts = [dask.delayed(run_chunk)(p, compiled) for p in events.to_delayed(optimize_graph=False)]
-    if progress:
+    parts = partitions(files, chunk_size, NEEDED_COLLECTIONS)
+    if not parts:
+        raise PhysliteError(f"no entries in {', '.join(str(f) for f in files)}")
+    tasks = [dask.delayed(analyse_partition, pure=True)(part, compiled) for part in parts]
+    if progress and not _is_distributed(scheduler):
         from dask.diagnostics import ProgressBar
 
         with ProgressBar(out=sys.stderr):
-            results = dask.compute(*parts, scheduler=scheduler)
+            results = dask.compute(*tasks, scheduler=scheduler)
     else:
-        results = dask.compute(*parts, scheduler=scheduler)
+        results = dask.compute(*tasks, scheduler=scheduler)
     total = AnalysisResult()
     for result in results:
         total = total + result
     return total
+
+
+def _is_distributed(scheduler: Any) -> bool:
+    return type(scheduler).__module__.startswith("distributed")
 
 
 def format_result(result: AnalysisResult, seconds: float) -> str:

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types as _pytypes
 from collections.abc import Iterable, Iterator
@@ -78,6 +79,11 @@ def events(
 class _CallableModule(_pytypes.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return events(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # pickle (and cloudpickle, which only knows plain modules) sends this module by reference: a function
+        # written in a notebook that calls physlite.events(...) can go to dask workers, which import it there
+        return importlib.import_module, (self.__name__,)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -58,21 +58,31 @@ def parse_event_format(raw: bytes, where: str = "EventFormat") -> dict[int, tupl
     return {h: (n, c) for n, c, h in zip(names, classes, hashes, strict=True)}
 
 
-def read_event_format(path: str | os.PathLike[str]) -> dict[int, tuple[str, str]] | None:
-    """The EventFormat of a file's ``MetaData`` tree, or None when the file has none (e.g. r22 examples)."""
+def read_event_format(location: str | os.PathLike[str]) -> dict[int, tuple[str, str]] | None:
+    """The EventFormat of a file's ``MetaData`` tree, or None when the file has none (e.g. r22 examples).
+
+    ``location`` is anything :func:`physlite.io.open_source` opens (path, ``file://``, URL, rucio DID); the
+    bytes come through that source layer.
+    """
     import uproot
 
-    where = os.fspath(path)
-    with uproot.open(where) as file:
-        if "MetaData" not in file:
-            return None
-        tree = file["MetaData"]
-        if "EventFormat" not in tree:
-            return None
-        branch = tree["EventFormat"]
-        if branch.num_baskets == 0:
-            return None
-        raw = branch.basket(0).data.tobytes()
+    from physlite.io import open_source
+
+    source = open_source(location)
+    where = source.location
+    try:
+        with uproot.open(source.file_like(), object_cache=None, array_cache=None) as file:
+            if "MetaData" not in file:
+                return None
+            tree = file["MetaData"]
+            if "EventFormat" not in tree:
+                return None
+            branch = tree["EventFormat"]
+            if branch.num_baskets == 0:
+                return None
+            raw = branch.basket(0).data.tobytes()
+    finally:
+        source.close()
     return parse_event_format(raw, where=f"{where}: MetaData/EventFormat")
 
 

@@ -22,6 +22,7 @@ from physlite.events.eventformat import computed_key_map, read_event_format
 from physlite.events.factory import EventFactory, container_classes
 from physlite.events.schema import Schema
 from physlite.events.source import ChainReader, open_reader, source_list
+from physlite.io import is_remote
 
 
 @dataclass
@@ -84,11 +85,11 @@ def _key_map(sources: list[Any], reader: Any, schema: Schema) -> tuple[dict[int,
     from_files: dict[int, str] = {}
     complete = True
     for source in sources:
-        text = os.fspath(source)
-        if "://" in text and not text.startswith("file://"):
-            complete = False  # remote metadata is not fetched a second time: names give the hashes
+        if is_remote(source):
+            # remote metadata (URL or rucio DID) is not fetched a second time: container names give the hashes
+            complete = False
             continue
-        found = read_event_format(text.removeprefix("file://"))
+        found = read_event_format(source)
         if found is None:
             complete = False
             continue

@@ -1,0 +1,50 @@
+"""Dask mode on a real distributed cluster (worker processes, not the in-process schedulers): the reference
+analysis gives the counts of lazy mode, and dask-mode events compute there."""
+
+from __future__ import annotations
+
+import awkward as ak
+import dask_awkward as dak
+import pytest
+from distributed import Client, LocalCluster, get_task_stream
+
+import physlite.events
+from physlite.analysis import run
+from physlite.analysis.reference import COLLECTIONS
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        LocalCluster(
+            processes=True, n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def test_reference_analysis_on_a_distributed_cluster_equals_lazy_mode(client, r21_path, r22_path):
+    files = [r21_path, str(r22_path)]
+    lazy = run(files, mode="lazy")
+    with get_task_stream(client) as stream:
+        on_cluster = run(files, mode="dask", chunk_size=25, scheduler=client)
+    assert on_cluster.n_events == lazy.n_events == 140
+    for collection in COLLECTIONS:
+        assert on_cluster.counts[collection] == lazy.counts[collection], collection
+    assert on_cluster.counts["Jets"]["signal"] > 0
+    for name, histogram in lazy.histograms.items():
+        assert (on_cluster.histograms[name].values(flow=True) == histogram.values(flow=True)).all(), name
+    # one task per partition (40 + 100 entries in chunks of 25), each run by a worker process of the cluster
+    partitions = [t for t in stream.data if "analyse_partition" in str(t["key"])]
+    assert len(partitions) == 2 + 4
+    assert {t["worker"] for t in partitions} <= set(client.scheduler_info()["workers"])
+
+
+def test_dask_events_compute_on_a_distributed_cluster(client, r22_path):
+    events = physlite.events(r22_path, mode="dask", chunk_size=30)
+    assert events.npartitions == 4
+    counts = dak.num(events.Electrons.pt, axis=1).compute(scheduler=client)
+    lazy = physlite.events(r22_path)
+    assert counts.tolist() == ak.num(lazy.Electrons.pt, axis=1).tolist()
+    assert sum(counts.tolist()) > 0

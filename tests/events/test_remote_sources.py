@@ -1,0 +1,67 @@
+"""physlite.events takes every location physlite.open takes: rucio DIDs (``scope:name`` and ``rucio://``)
+against the real rucio server of the io tests (replicas on nginx https and XRootD), equal to the local file."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import awkward as ak
+import dask_awkward as dak
+import pytest
+
+import physlite.events
+
+
+def _load_io_fixtures():
+    # the servers (nginx, XRootD, rucio) are tests/io's fixtures, loaded from there rather than duplicated
+    path = Path(__file__).resolve().parents[1] / "io" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("events_tests_io_servers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_io = _load_io_fixtures()
+served, nginx, xrootd, rucio = _io.served, _io.nginx, _io.xrootd, _io.rucio
+
+
+@pytest.fixture
+def rucio_env(rucio, nginx, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", str(nginx.cert))
+    monkeypatch.setenv("RUCIO_CONFIG", str(rucio.client_config))
+
+
+@pytest.mark.parametrize("form", ["scope:name", "rucio://scope/name"])
+def test_events_of_a_did_equal_the_local_events(rucio_env, r21_path, form):
+    # r21: the file with EventFormat metadata, and links into InDetTrackParticles to resolve
+    did = f"test:{r21_path.name}" if form == "scope:name" else f"rucio://test/{r21_path.name}"
+    remote = physlite.events(did, mode="eager", collections=["Electrons", "InDetTrackParticles"])
+    local = physlite.events(r21_path, mode="eager", collections=["Electrons", "InDetTrackParticles"])
+    assert len(remote) == len(local) == 40
+    assert ak.sum(ak.num(local.Electrons.pt, axis=1)) > 0
+    assert ak.array_equal(remote.Electrons.pt, local.Electrons.pt)
+    z0 = local.Electrons.trackParticles.z0
+    assert ak.sum(ak.num(ak.flatten(z0, axis=1), axis=1)) > 0
+    assert ak.array_equal(remote.Electrons.trackParticles.z0, z0)
+
+
+def test_model_of_a_did_takes_the_link_keys_from_container_names(rucio_env, r21_path):
+    model = physlite.events.open_model(f"test:{r21_path.name}", collections=["Electrons"])
+    try:
+        assert model.key_map_source == "computed"  # the DID's metadata is not fetched a second time
+        assert model.num_entries == 40
+    finally:
+        model.close()
+
+
+def test_dask_events_of_a_did(rucio_env, r22_path):
+    events = physlite.events(f"test:{r22_path.name}", mode="dask", chunk_size=40)
+    assert events.npartitions == 3
+    counts = dak.num(events.Jets.pt, axis=1).compute(scheduler="sync")
+    assert counts.tolist() == ak.num(physlite.events(r22_path).Jets.pt, axis=1).tolist()
+
+
+def test_unknown_did_names_the_did(rucio_env):
+    with pytest.raises(physlite.errors.PhysliteError, match=r"test:nothing\.root"):
+        physlite.events("test:nothing.root")
