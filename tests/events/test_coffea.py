@@ -54,9 +54,9 @@ def test_schema_events_match_physlite_events_field_values(coffea_events, physlit
 
 
 def test_dask_mode_links_match_virtual_mode(physlite_path, coffea_events):
-    import physlite.events.dask  # noqa: F401  (dask-awkward optimisation setting)
+    from physlite.events.dask import working_optimizations
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), working_optimizations():
         warnings.simplefilter("ignore")
         lazy = coffea_nanoevents.NanoEventsFactory.from_root(
             {str(physlite_path): "CollectionTree"}, schemaclass=PhysliteSchema, mode="dask"

@@ -32,9 +32,15 @@ def run(
 ) -> AnalysisResult:
     """The reference analysis over ``sources`` (path/URL or list), in ``mode`` ``lazy``, ``eager`` or ``dask``.
 
-    Lazy and eager modes go through each file in chunks of ``chunk_size`` entries; dask mode makes one
-    partition per chunk and computes them with ``scheduler`` (dask's default when None). ``compiled=False``
-    uses the awkward version of the selection (same counts, slower).
+    Lazy and eager modes go through each file in chunks of ``chunk_size`` entries; dask mode makes one task
+    per chunk (open, read, select: only the result leaves the worker) and computes them with ``scheduler``:
+    dask's default when None, a scheduler name such as ``"processes"``, or a ``distributed.Client`` (e.g. of a
+    dask-gateway cluster; results are added up as they arrive). ``compiled=False`` uses the awkward version of
+    the selection (same counts, slower).
+
+    Example:
+        >>> client = gateway.new_cluster().get_client()                                  # doctest: +SKIP
+        >>> result = run(files, mode="dask", chunk_size=50_000, scheduler=client, progress=True)  # doctest: +SKIP
     """
     if mode not in MODES:
         raise PhysliteError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
@@ -102,8 +108,11 @@ def _run_dask(files: list, chunk_size: int, scheduler: Any, progress: bool, comp
     parts = partitions(files, chunk_size, NEEDED_COLLECTIONS)
     if not parts:
         raise PhysliteError(f"no entries in {', '.join(str(f) for f in files)}")
-    tasks = [dask.delayed(analyse_partition, pure=True)(part, compiled) for part in parts]
-    if progress and not _is_distributed(scheduler):
+    if _is_distributed(scheduler):
+        return _run_on_cluster(scheduler, parts, progress, compiled)
+    # pure=False: every chunk is a task of its own, also when a file is listed twice
+    tasks = [dask.delayed(analyse_partition, pure=False)(part, compiled) for part in parts]
+    if progress:
         from dask.diagnostics import ProgressBar
 
         with ProgressBar(out=sys.stderr):
@@ -118,6 +127,32 @@ def _run_dask(files: list, chunk_size: int, scheduler: Any, progress: bool, comp
 
 def _is_distributed(scheduler: Any) -> bool:
     return type(scheduler).__module__.startswith("distributed")
+
+
+def _run_on_cluster(client: Any, parts: list, progress: bool, compiled: bool) -> AnalysisResult:
+    """One future per chunk on a distributed (e.g. dask-gateway) client; results added as they arrive, with a
+    progress bar in events (a widget in a notebook)."""
+    from distributed import as_completed
+
+    futures = client.map(analyse_partition, parts, compiled=compiled, pure=False)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(stop - start for _, start, stop in parts), unit="events", unit_scale=True)
+        bar.set_description("physlite analysis")
+    total = AnalysisResult()
+    try:
+        for future in as_completed(futures):
+            result = future.result()
+            total = total + result
+            if bar is not None:
+                bar.update(result.n_events)
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+        if bar is not None:
+            bar.close()
+    return total
 
 
 def format_result(result: AnalysisResult, seconds: float) -> str:

@@ -5,6 +5,19 @@ opens the file there), so a partition reads only the branches its tasks touch. T
 typetracer of the first file's form with the same behaviours; links resolve on it to the conventional target
 collection of each link type.
 
+Known limits of the locked dask-awkward 2025.3 with dask 2026.8 (dask-awkward 2026.2.1 requires dask < 2025.4,
+so it cannot be installed next to dask 2026; checked with ``uv lock``):
+
+- its "layer-chains" graph optimisation fails on every graph ("Cannot fuse tasks with multiple outputs"). dask-awkward
+  reads the optimisations to run from the global dask config whenever a collection is computed, so there is no
+  per-array switch: :func:`dask_events` removes just that one optimisation from ``awkward.optimization.which``
+  (keeping the column optimisation and any other choice), and only in a process that makes dask-mode events.
+  :func:`working_optimizations` gives the same setting as a scoped ``with`` block (e.g. for coffea's dask mode).
+- whole-array reductions (``dak.sum(x, axis=None)``, ``axis=0`` of a flat array) fail when the graph is built
+  ("scalar conversion/promotion is disabled", awkward 2.14 type tracers): reduce per event and finish on the
+  computed result, e.g. ``dak.num(events.Electrons, axis=1).compute()`` then ``ak.sum``.
+- ``physlite.analysis.run(mode="dask")`` does not go through dask-awkward at all (one task per partition).
+
 Example:
     >>> events = dask_events(["a.root", "b.root"], chunk_size=50_000)   # doctest: +SKIP
     >>> events.npartitions                                                # doctest: +SKIP
@@ -22,9 +35,34 @@ from physlite.errors import PhysliteError
 from physlite.events.model import open_model
 from physlite.events.source import source_list
 
-# dask-awkward 2025.3's "layer-chains" graph optimisation fails on dask 2026 ("Cannot fuse tasks with multiple
-# outputs"); its column optimisation works. Keep only that one (process-wide, on the client that computes).
-dask.config.set({"awkward.optimization.which": ["columns"]})
+BROKEN_OPTIMIZATION = "layer-chains"
+OPTIMIZATIONS_KEY = "awkward.optimization.which"
+
+
+def _without_broken(which: Iterable[str]) -> list[str]:
+    return [name for name in which if name != BROKEN_OPTIMIZATION]
+
+
+def working_optimizations() -> Any:
+    """dask-awkward's optimisations without the one that fails on dask 2026, for a ``with`` block only.
+
+    Example:
+        >>> with working_optimizations():                                        # doctest: +SKIP
+        ...     counts = dak.num(coffea_events.Electrons, axis=1).compute()
+    """
+    import dask_awkward  # noqa: F401  (its defaults enter the dask config on import)
+
+    return dask.config.set({OPTIMIZATIONS_KEY: _without_broken(dask.config.get(OPTIMIZATIONS_KEY, []))})
+
+
+def drop_broken_optimization() -> None:
+    """Remove "layer-chains" from this process's dask-awkward optimisations (see the module's notes); every
+    other setting stays as the user chose it. Called by :func:`dask_events`."""
+    import dask_awkward  # noqa: F401  (its defaults enter the dask config on import)
+
+    which = dask.config.get(OPTIMIZATIONS_KEY, None)
+    if which is not None and BROKEN_OPTIMIZATION in which:
+        dask.config.set({OPTIMIZATIONS_KEY: _without_broken(which)})
 
 
 class PartitionLoader:
@@ -59,6 +97,7 @@ def dask_events(source: Any, chunk_size: int = 100_000, collections: Iterable[st
     """Events of ``source`` as a dask-awkward array, one partition per ``chunk_size`` entries of each file."""
     import dask_awkward as dak
 
+    drop_broken_optimization()
     if chunk_size <= 0:
         raise PhysliteError(f"chunk_size must be positive, not {chunk_size}")
     wanted = list(collections) if collections is not None else None
