@@ -32,6 +32,16 @@ from hub_config import auth, culling, gateway, profiles, services
 __all__ = ["configure"]
 
 
+def _configured(section: Any, key: str, default: Any) -> Any:
+    """A value already set in a traitlets config section, or `default` (unset keys are lazy placeholders)."""
+    return section[key] if key in section and isinstance(section[key], type(default)) else default
+
+
+def _merge_by_name(existing: list[dict[str, Any]], ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    names = {item["name"] for item in ours}
+    return [item for item in existing if item.get("name") not in names] + ours
+
+
 def configure(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] | None = None) -> None:
     """Apply the facility settings to the JupyterHub config `c`.
 
@@ -48,10 +58,17 @@ def configure(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] 
             service, role = extra
             hub_services.append(service)
             roles.append(role)
-    c.JupyterHub.services = hub_services
-    c.JupyterHub.load_roles = roles
+    # Merged with what the deployment set before (z2jh's own services and roles), ours win by name.
+    c.JupyterHub.services = _merge_by_name(_configured(c.JupyterHub, "services", []), hub_services)
+    c.JupyterHub.load_roles = _merge_by_name(_configured(c.JupyterHub, "load_roles", []), roles)
 
-    c.Spawner.environment = gateway.user_environment(settings)
+    # KubeSpawner's own section overrides Spawner's for the same trait (z2jh sets KubeSpawner.environment).
+    spawner_section = c.KubeSpawner if settings["platform"] == "kubernetes" else c.Spawner
+    environment = dict(_configured(spawner_section, "environment", {}))
+    environment.update(gateway.user_environment(settings))
+    if settings["platform"] == "kubernetes" and settings["servicex"]["endpoint"]:
+        environment["AF_SERVICEX_ENDPOINT"] = settings["servicex"]["endpoint"]
+    spawner_section.environment = environment
     c.Spawner.default_url = "/lab"
     c.Spawner.post_stop_hook = gateway.make_post_stop_hook(settings)
     # Servers and clusters keep running while the hub restarts (upgrades, crashes).
@@ -61,10 +78,6 @@ def configure(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] 
         c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
         if settings["servicex"]["endpoint"]:
             # The hub cannot write into the user's volume: the server writes ~/servicex.yaml itself at start.
-            c.KubeSpawner.environment = {
-                **gateway.user_environment(settings),
-                "AF_SERVICEX_ENDPOINT": settings["servicex"]["endpoint"],
-            }
             c.KubeSpawner.lifecycle_hooks = {
                 "postStart": {"exec": {"command": ["python", "-m", "af.servicex_config"]}}
             }

@@ -163,3 +163,20 @@ def test_gateway_token_parsing_never_raises():
     assert auth.get_token(Request("garbage")) is None
     assert auth.get_token(Request("")) is None
     assert auth.get_token(Request(None)) is None
+
+
+def test_merges_with_what_the_chart_configured(env):
+    c = Config()
+    c.JupyterHub.services = [
+        {"name": "monitoring", "api_token": "m"},
+        {"name": "idle-culler", "command": ["x"]},
+    ]
+    c.JupyterHub.load_roles = [{"name": "monitoring", "scopes": ["read:metrics"], "services": ["monitoring"]}]
+    c.KubeSpawner.environment = {"FROM_CHART": "1", "DASK_GATEWAY__ADDRESS": "stale"}
+    configure(c, settings_for("kubernetes"), DISCOVERY)
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {"monitoring", "idle-culler", "dask-gateway", "af-operator"}
+    assert services["idle-culler"]["command"][1:3] == ["-m", "jupyterhub_idle_culler"]
+    assert {r["name"] for r in c.JupyterHub.load_roles} >= {"monitoring", "user", "server"}
+    assert c.KubeSpawner.environment["FROM_CHART"] == "1"
+    assert c.KubeSpawner.environment["DASK_GATEWAY__ADDRESS"] == "http://127.0.0.1:8000/services/dask-gateway"
