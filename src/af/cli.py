@@ -43,6 +43,8 @@ def _status(args: argparse.Namespace) -> int:
 
     facility = LocalFacility(Path(args.state))
     running = facility.running()
+    if not running:
+        print(f"the local facility in {args.state} is not running")
     for name, alive in running.items():
         print(f"{name:<8} {'running' if alive else 'stopped'} (pid {facility.pids()[name]})")
     return 0 if running and all(running.values()) else 1
