@@ -1,12 +1,13 @@
-"""Dask mode on a real distributed cluster (worker processes, not the in-process schedulers): the reference
-analysis gives the counts of lazy mode, and dask-mode events compute there."""
+"""Dask mode on a real distributed cluster (scheduler and workers in processes of their own, not the in-process
+schedulers): the reference analysis gives the counts of lazy mode, and dask-mode events compute there."""
 
 from __future__ import annotations
 
 import awkward as ak
 import dask_awkward as dak
 import pytest
-from distributed import Client, LocalCluster, get_task_stream
+from distributed import Client, get_task_stream
+from distributed.deploy.subprocess import SubprocessCluster
 
 import physlite.events
 from physlite.analysis import run
@@ -15,9 +16,11 @@ from physlite.analysis.reference import COLLECTIONS
 
 @pytest.fixture(scope="module")
 def client():
+    # scheduler and workers each in a process of their own, as on a dask-gateway cluster: graphs are
+    # materialised and optimised on the scheduler, with that process's dask settings
     with (
-        LocalCluster(
-            processes=True, n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        SubprocessCluster(
+            host="127.0.0.1", n_workers=2, threads_per_worker=1, dashboard_address=None
         ) as cluster,
         Client(cluster) as client,
     ):

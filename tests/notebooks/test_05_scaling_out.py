@@ -12,7 +12,8 @@ from .execute import execute
 COPIES = 4
 CHECKS = (
     "{'n_events': total.n_events, 'counts': total.counts, 'workers': len(on_workers), "
-    "'versions': worker_versions, 'tasks': len(chunks), 'running': running, "
+    "'versions': worker_versions, 'tasks': sum(chunks_per_worker.values()), "
+    "'workers_used': sorted(chunks_per_worker), 'cluster_workers': sorted(on_workers), 'running': running, "
     "'jet_pt_sum': float(total.histograms['jet_pt'].sum(flow=True)), "
     "'labels': [ax.get_xlabel() for ax in merged_figure.axes], 'n_electrons': n_electrons, "
     "'partitions': lazy_events.npartitions}"
@@ -32,7 +33,8 @@ def test_scaling_out(facility_user_env, r22_path):
     assert checks["n_events"] == local.n_events == 100 * COPIES
     assert checks["counts"] == local.counts
     assert checks["jet_pt_sum"] == local.histograms["jet_pt"].sum(flow=True) > 0
-    assert checks["tasks"] == 2 * COPIES  # 100 events per file, 50 per task
+    assert checks["tasks"] == 2 * COPIES  # 100 events per file, 50 per task, each copy analysed
+    assert set(checks["workers_used"]) <= set(checks["cluster_workers"])  # the tasks ran on the cluster
     assert checks["workers"] == 2
     # dask mode of the event model on the gateway cluster
     assert checks["partitions"] == 2 * COPIES

@@ -8,11 +8,13 @@ collection of each link type.
 Known limits of the locked dask-awkward 2025.3 with dask 2026.8 (dask-awkward 2026.2.1 requires dask < 2025.4,
 so it cannot be installed next to dask 2026; checked with ``uv lock``):
 
-- its "layer-chains" graph optimisation fails on every graph ("Cannot fuse tasks with multiple outputs"). dask-awkward
-  reads the optimisations to run from the global dask config whenever a collection is computed, so there is no
-  per-array switch: :func:`dask_events` removes just that one optimisation from ``awkward.optimization.which``
-  (keeping the column optimisation and any other choice), and only in a process that makes dask-mode events.
-  :func:`working_optimizations` gives the same setting as a scoped ``with`` block (e.g. for coffea's dask mode).
+- its "layer-chains" graph optimisation fails on every graph ("Cannot fuse tasks with multiple outputs"). There is
+  no per-array switch: dask-awkward takes its optimiser from the global dask config (``awkward_array_optimize``)
+  when a collection is computed. :func:`dask_events` sets that hook, in the process that makes dask-mode
+  events and only if the user has not set it, to :func:`optimize_without_layer_chains`: dask-awkward's own
+  optimisations minus that one. The function travels with the graph, so it also applies where distributed
+  optimises graphs (the scheduler, with its own settings). ``awkward.optimization.which`` is left alone.
+  :func:`working_optimizations` gives the same as a scoped ``with`` block (e.g. for coffea's dask mode).
 - whole-array reductions (``dak.sum(x, axis=None)``, ``axis=0`` of a flat array) fail when the graph is built
   ("scalar conversion/promotion is disabled", awkward 2.14 type tracers): reduce per event and finish on the
   computed result, e.g. ``dak.num(events.Electrons, axis=1).compute()`` then ``ak.sum``.
@@ -37,10 +39,28 @@ from physlite.events.source import source_list
 
 BROKEN_OPTIMIZATION = "layer-chains"
 OPTIMIZATIONS_KEY = "awkward.optimization.which"
+# dask-awkward's hooks (dask "globalmethod" keys) naming the graph optimiser of its arrays and scalars
+OPTIMIZER_KEYS = ("awkward_array_optimize", "awkward_scalar_optimize")
 
 
 def _without_broken(which: Iterable[str]) -> list[str]:
     return [name for name in which if name != BROKEN_OPTIMIZATION]
+
+
+def optimize_without_layer_chains(dsk: Any, keys: Any, **kwargs: Any) -> Any:
+    """dask-awkward's graph optimisations minus "layer-chains", whatever the dask settings of the process that
+    runs it: with distributed, the scheduler (its own process on a dask-gateway cluster) materialises and
+    optimises graphs with its own settings, so a setting made on the client would not reach it.
+
+    Example:
+        >>> with dask.config.set(awkward_array_optimize=optimize_without_layer_chains):  # doctest: +SKIP
+        ...     counts = dak.num(events.Electrons, axis=1).compute()
+    """
+    from dask_awkward.lib.optimize import all_optimizations
+
+    which = _without_broken(dask.config.get(OPTIMIZATIONS_KEY, ["columns"]))
+    with dask.config.set({OPTIMIZATIONS_KEY: which}):
+        return all_optimizations(dsk, keys, **kwargs)
 
 
 def working_optimizations() -> Any:
@@ -50,19 +70,17 @@ def working_optimizations() -> Any:
         >>> with working_optimizations():                                        # doctest: +SKIP
         ...     counts = dak.num(coffea_events.Electrons, axis=1).compute()
     """
+    return dask.config.set({key: optimize_without_layer_chains for key in OPTIMIZER_KEYS})
+
+
+def use_working_optimizations() -> None:
+    """Make :func:`optimize_without_layer_chains` the optimiser of dask-awkward collections computed from this
+    process, unless the user chose an optimiser (see the module's notes). Called by :func:`dask_events`."""
     import dask_awkward  # noqa: F401  (its defaults enter the dask config on import)
 
-    return dask.config.set({OPTIMIZATIONS_KEY: _without_broken(dask.config.get(OPTIMIZATIONS_KEY, []))})
-
-
-def drop_broken_optimization() -> None:
-    """Remove "layer-chains" from this process's dask-awkward optimisations (see the module's notes); every
-    other setting stays as the user chose it. Called by :func:`dask_events`."""
-    import dask_awkward  # noqa: F401  (its defaults enter the dask config on import)
-
-    which = dask.config.get(OPTIMIZATIONS_KEY, None)
-    if which is not None and BROKEN_OPTIMIZATION in which:
-        dask.config.set({OPTIMIZATIONS_KEY: _without_broken(which)})
+    for key in OPTIMIZER_KEYS:
+        if dask.config.get(key, None) is None:
+            dask.config.set({key: optimize_without_layer_chains})
 
 
 class PartitionLoader:
@@ -97,7 +115,7 @@ def dask_events(source: Any, chunk_size: int = 100_000, collections: Iterable[st
     """Events of ``source`` as a dask-awkward array, one partition per ``chunk_size`` entries of each file."""
     import dask_awkward as dak
 
-    drop_broken_optimization()
+    use_working_optimizations()
     if chunk_size <= 0:
         raise PhysliteError(f"chunk_size must be positive, not {chunk_size}")
     wanted = list(collections) if collections is not None else None
