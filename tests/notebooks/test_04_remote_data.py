@@ -10,7 +10,7 @@ from .execute import execute
 
 COPIES = 3
 CHECKS = (
-    "{'identical': identical, 'replicas': replicas, 'electrons_per_file': electrons_per_file, "
+    "{'identical': identical, 'replicas': replicas, 'electrons_per_file': electrons_per_file, 'remote': remote, "
     "'counts': result.counts, 'n_events': result.n_events, 'shown': shown, 'n_pt': int(h_pt.sum(flow=True)), "
     "'labels': [ax.get_xlabel() for ax in remote_figure.axes] + [ax.get_ylabel() for ax in remote_figure.axes]}"
 )
@@ -35,6 +35,7 @@ def test_remote_data(nginx, xrootd, rucio, data_env, r22_path):
     assert checks["identical"] == {"https": True, "root://": True, "rucio": True}
     assert [rse for _, rse in checks["replicas"]] == ["XROOTD_DISK", "NGINX_DISK"]
     assert checks["replicas"][0][0].startswith(f"root://127.0.0.1:{xrootd.root_port}/")
+    assert checks["remote"] == f"test:{name}"  # the event model and the analysis read the file by its DID
     n_electrons = direct.electron_count(r22_path)
     assert checks["electrons_per_file"] == [n_electrons] * COPIES
     local = run_reference([r22_path] * COPIES)
