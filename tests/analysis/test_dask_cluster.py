@@ -4,6 +4,7 @@ schedulers): the reference analysis gives the counts of lazy mode, and dask-mode
 from __future__ import annotations
 
 import awkward as ak
+import dask
 import dask_awkward as dak
 import pytest
 from distributed import Client, get_task_stream
@@ -52,6 +53,13 @@ def test_dask_events_compute_on_a_distributed_cluster(client, r22_path):
     lazy = physlite.events(r22_path)
     assert counts.tolist() == ak.num(lazy.Electrons.pt, axis=1).tolist()
     assert sum(counts.tolist()) > 0
+    # two results from the same partitions: each lazy partition is kept on its worker for both (and sized there)
+    electrons, jets = dask.compute(
+        dak.num(events.Electrons.pt, axis=1), dak.sum(events.Jets.pt > 20_000, axis=1), scheduler=client
+    )
+    assert electrons.tolist() == counts.tolist()
+    assert jets.tolist() == ak.sum(lazy.Jets.pt > 20_000, axis=1).tolist()
+    assert sum(jets.tolist()) > 0
 
 
 def test_a_failing_chunk_fails_the_run_with_its_error(client, r22_path, tmp_path):

@@ -20,6 +20,12 @@ so it cannot be installed next to dask 2026; checked with ``uv lock``):
   computed result, e.g. ``dak.num(events.Electrons, axis=1).compute()`` then ``ak.sum``.
 - ``physlite.analysis.run(mode="dask")`` does not go through dask-awkward at all (one task per partition).
 
+On a distributed cluster a partition is a lazy array: when several results use it, it stays on its worker
+(sized by what it has read, see :func:`_register_sizeof`). It cannot be pickled (its buffers are read on
+demand), so a graph that must move it to another worker, or a worker that spills it to disk, fails with a
+pickling error; keep per-partition work on the events of that partition, or use ``run``-style tasks that return
+small results. Column projection at load time (dask-awkward's projection protocol) would lift this; not done.
+
 Example:
     >>> events = dask_events(["a.root", "b.root"], chunk_size=50_000)   # doctest: +SKIP
     >>> events.npartitions                                                # doctest: +SKIP
@@ -27,13 +33,16 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import os
+import sys
 from collections.abc import Iterable
 from typing import Any
 
 import dask
 
 from physlite.errors import PhysliteError
+from physlite.events.behavior import FACTORY_ATTR
 from physlite.events.model import open_model
 from physlite.events.source import source_list
 
@@ -81,6 +90,30 @@ def use_working_optimizations() -> None:
     for key in OPTIMIZER_KEYS:
         if dask.config.get(key, None) is None:
             dask.config.set({key: optimize_without_layer_chains})
+
+
+def _sizeof_awkward(array: Any) -> int:
+    nbytes = array.nbytes
+    if isinstance(nbytes, numbers.Integral):
+        return int(nbytes)
+    # a lazy array (virtual buffers: length unknown until read): what its factory has read so far
+    factory = array.attrs.get(FACTORY_ATTR) if array.attrs else None
+    cache = getattr(factory, "_cache", {})
+    return sum(int(b.nbytes) for buffers in cache.values() for b in buffers.values()) + sys.getsizeof(array)
+
+
+def _register_sizeof() -> None:
+    """dask-awkward sizes awkward arrays by ``nbytes``, which a lazy array (a dask-mode partition kept on a
+    worker) does not know: distributed then fails with "cannot order unknown lengths". Same sizes for every
+    other array; registered after dask-awkward's own (lazy) registration so that it takes its place."""
+    import awkward as ak
+    from dask.sizeof import sizeof
+
+    sizeof.dispatch(ak.Array)  # runs dask-awkward's lazy registration first
+    sizeof.register(ak.Array)(_sizeof_awkward)
+
+
+_register_sizeof()
 
 
 class PartitionLoader:
