@@ -23,7 +23,27 @@ def _load_io_fixtures():
 
 
 _io = _load_io_fixtures()
-served, nginx, xrootd, rucio = _io.served, _io.nginx, _io.xrootd, _io.rucio
+
+
+def _for_this_module(definition):
+    # module scope: these servers stop before tests/io (and tests/notebooks) start their own
+    return pytest.fixture(scope="module", name=definition.name)(definition.__wrapped__)
+
+
+served, nginx, xrootd = (_for_this_module(f) for f in (_io.served, _io.nginx, _io.xrootd))
+
+
+@pytest.fixture(scope="module")
+def rucio(tmp_path_factory, nginx, xrootd, r21_path, r22_path):
+    from rucio.common.config import clean_cached_config
+
+    # the rucio client caches its configuration per process: read this server's, and forget it afterwards so
+    # that the rucio servers of later test folders are not mistaken for this one
+    clean_cached_config()
+    try:
+        yield from _io.rucio.__wrapped__(tmp_path_factory, nginx, xrootd, r21_path, r22_path)
+    finally:
+        clean_cached_config()
 
 
 @pytest.fixture

@@ -3,6 +3,11 @@ and a real rucio server with replicas on both; every remote read equals the loca
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
+import pytest
+
 from physlite.analysis import run as run_reference
 
 from . import direct
@@ -14,6 +19,28 @@ CHECKS = (
     "'counts': result.counts, 'n_events': result.n_events, 'shown': shown, 'n_pt': int(h_pt.sum(flow=True)), "
     "'labels': [ax.get_xlabel() for ax in remote_figure.axes] + [ax.get_ylabel() for ax in remote_figure.axes]}"
 )
+
+
+def _io_conftest():
+    path = Path(__file__).resolve().parents[1] / "io" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("notebook_04_io_servers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def rucio(tmp_path_factory, nginx, xrootd, r21_path, r22_path):
+    """tests/io's rucio server, for this module only. The rucio client caches its configuration per process:
+    without clearing it, a run of the whole suite (tests/io first) would register the RSEs on tests/io's server
+    again and fail ("RSE 'NGINX_DISK' already exists")."""
+    from rucio.common.config import clean_cached_config
+
+    clean_cached_config()
+    try:
+        yield from _io_conftest().rucio.__wrapped__(tmp_path_factory, nginx, xrootd, r21_path, r22_path)
+    finally:
+        clean_cached_config()
 
 
 def test_remote_data(nginx, xrootd, rucio, data_env, r22_path):
