@@ -14,7 +14,6 @@ import socket
 import ssl
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
@@ -125,13 +124,7 @@ class HTTPSource(RemoteSource):
         self._context = self._tls_context(ca_file, verify, x509_proxy) if https else None
         self._target = _Target(url, self._context)
         self._target_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="physlite-http")
-        self._closed = False
-        try:
-            self._first_round()
-        except BaseException:
-            self.close()
-            raise
+        self._start("physlite-http")
 
     # ------------------------------------------------------------------ TLS and connections
     @staticmethod

@@ -13,7 +13,7 @@ import io
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -149,6 +149,16 @@ class RemoteSource(BaseSource):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ opening
+    def _start(self, thread_prefix: str) -> None:
+        """Create the request pool and open the file; a failed open releases what was set up."""
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=thread_prefix)
+        self._closed = False
+        try:
+            self._first_round()
+        except BaseException:
+            self.close()
+            raise
+
     def _first_round(self) -> None:
         """Open the file and read its metadata in one round, guided by the plan of this file or its folder."""
         exact = self._store.exact(self.url) if self._store else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -72,13 +71,7 @@ class XRootDSource(RemoteSource):
         if x509_proxy:
             os.environ["X509_USER_PROXY"] = x509_proxy
         self._file = client.File()
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="physlite-xrootd")
-        self._closed = False
-        try:
-            self._first_round()
-        except BaseException:
-            self.close()
-            raise
+        self._start("physlite-xrootd")
 
     # ------------------------------------------------------------------ calls with retries
     def _call(self, what: str, operation):
