@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from datetime import UTC, datetime
 
 import pytest
+from servers.common import openssl_self_signed
 
 from physlite.io import CredentialError
 from physlite.io.credentials import bearer_token, proxy_upload_widget, store_proxy, x509_proxy
@@ -34,26 +34,7 @@ def clean_environment(monkeypatch, tmp_path):
 def proxy_pem(tmp_path) -> bytes:
     """A certificate and key in one PEM file, like a grid proxy (made with openssl)."""
     key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=jdoe/CN=proxy",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    openssl_self_signed(cert, key, "/CN=jdoe/CN=proxy")
     return cert.read_bytes() + key.read_bytes()
 
 

@@ -33,31 +33,20 @@ def wait_for_port(
     )
 
 
+def openssl_self_signed(cert: Path, key: Path, subject: str, *extra: str) -> None:
+    """A new RSA key and a self-signed certificate for ``subject``, valid two days (openssl)."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject, *extra,
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1/localhost and its key, made with openssl; the certificate is its own CA."""
     cert, key = folder / "server.crt", folder / "server.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    openssl_self_signed(cert, key, "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost")
     return cert, key
 
 
@@ -78,22 +67,7 @@ def client_certificate(folder: Path) -> tuple[Path, Path]:
     ca_key, ca_cert = folder / "ca.key", folder / "ca.crt"
     key, request, cert = folder / "user.key", folder / "user.csr", folder / "user.crt"
     run = lambda *command: subprocess.run(command, check=True, capture_output=True)  # noqa: E731
-    run(
-        "openssl",
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=physlite test CA",
-        "-keyout",
-        str(ca_key),
-        "-out",
-        str(ca_cert),
-    )
+    openssl_self_signed(ca_cert, ca_key, "/CN=physlite test CA")
     run(
         "openssl",
         "req",
