@@ -2,7 +2,7 @@
 #   make check                 every check (python -m af.check; `make test` runs it first)
 #   make diff REF=<git ref>    what an upgrade from REF to the working tree would change (chart + Flux)
 #   make values-reference      regenerate docs/values-reference.md from the chart's values.schema.json
-APT_PACKAGES += age
+APT_PACKAGES += age git
 TEST_PREREQS += check
 
 .PHONY: check diff values-reference

@@ -189,17 +189,6 @@ def _parse(source, tree: str) -> Catalogue:
         uproot_file.close()
 
 
-def check_magic(source) -> None:
-    """Raise NotROOTFileError (and close ``source``) unless the file starts with ROOT's magic bytes."""
-    if source.size < 4:
-        source.close()
-        raise NotROOTFileError(f"{source.location} is not a ROOT file (only {source.size} bytes)")
-    buffer, offsets = source.fetch(np.array([0], np.int64), np.array([4], np.int64))
-    if bytes(buffer[offsets[0] : offsets[0] + 4]) != b"root":
-        source.close()
-        raise NotROOTFileError(f"{source.location} is not a ROOT file (it does not start with 'root')")
-
-
 def _header_error(location: str, error: Exception) -> PhysliteError:
     if isinstance(error, PhysliteError):
         return error

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from physlite.catalogue import BranchInfo, check_magic, load_catalogue
+from physlite.catalogue import BranchInfo, load_catalogue
 from physlite.decode import branch as branch_decoder
 from physlite.decode.baskets import NEVBUF, STATUS_MESSAGES, TABLE_COLUMNS, read_basket_table
 from physlite.errors import BranchNotFoundError, CorruptDataError, PhysliteError, UnsupportedTypeError
@@ -50,7 +50,6 @@ class PhysliteFile:
         self.threads = threads or default_threads()
         self._source = open_source(location, **options)
         self.location = self._source.location
-        check_magic(self._source)
         try:
             catalogue = load_catalogue(self._source, tree)
         except PhysliteError:

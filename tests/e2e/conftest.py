@@ -148,3 +148,14 @@ def http_login(facility: LocalFacility, username: str) -> tuple[requests.Session
 def save_json(name: str, data: dict) -> None:
     BUILD.mkdir(parents=True, exist_ok=True)
     (BUILD / name).write_text(json.dumps(data, indent=1))
+
+
+def gateway_for(facility, token: str):
+    """A dask-gateway client of the facility, authenticated with a hub token."""
+    from dask_gateway import Gateway, JupyterHubAuth
+
+    return Gateway(
+        address=f"{facility.url}/services/dask-gateway",
+        proxy_address=f"gateway://127.0.0.1:{facility.ports.gateway_tcp}",
+        auth=JupyterHubAuth(api_token=token),
+    )

@@ -12,20 +12,11 @@ import time
 import pytest
 import requests
 import yaml
-from dask_gateway import Gateway, JupyterHubAuth
 
 from af.remote_kernel import RemoteKernel
-from tests.e2e.conftest import ACCESS_TOKEN_TTL, SERVICEX_ENDPOINT, http_login
+from tests.e2e.conftest import ACCESS_TOKEN_TTL, SERVICEX_ENDPOINT, gateway_for, http_login
 
 pytestmark = pytest.mark.e2e
-
-
-def gateway_for(facility, token: str) -> Gateway:
-    return Gateway(
-        address=f"{facility.url}/services/dask-gateway",
-        proxy_address=f"gateway://127.0.0.1:{facility.ports.gateway_tcp}",
-        auth=JupyterHubAuth(api_token=token),
-    )
 
 
 def gateway_api(facility, path: str) -> str:

@@ -9,20 +9,11 @@ import time
 import dask
 import pytest
 import requests
-from dask_gateway import Gateway, JupyterHubAuth
 
 from af.local.load import run_load
-from tests.e2e.conftest import LOAD_USERS, save_json
+from tests.e2e.conftest import LOAD_USERS, gateway_for, save_json
 
 pytestmark = pytest.mark.e2e
-
-
-def gateway_for(facility, token: str) -> Gateway:
-    return Gateway(
-        address=f"{facility.url}/services/dask-gateway",
-        proxy_address=f"gateway://127.0.0.1:{facility.ports.gateway_tcp}",
-        auth=JupyterHubAuth(api_token=token),
-    )
 
 
 def server_pid(hub, username: str) -> int:

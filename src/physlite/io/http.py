@@ -154,15 +154,15 @@ class HTTPSource(RemoteSource):
             if connection.sock is not None:
                 connection.sock.settimeout(self.timeout)
             try:
-                connection.request("GET", self._target.path, headers=headers)
-                self.stats.add(requests=1)
-                return connection, connection.getresponse()
+                return self._get_on(connection, headers)
             except TimeoutError:
-                connection.close()
                 raise
             except (http.client.HTTPException, OSError):  # closed by the server while idle
-                connection.close()
-        connection = self._new_connection()
+                pass
+        return self._get_on(self._new_connection(), headers)
+
+    def _get_on(self, connection: http.client.HTTPConnection, headers: dict[str, str]):
+        """GET on `connection` and read the status line; the connection is closed if that fails."""
         try:
             connection.request("GET", self._target.path, headers=headers)
             self.stats.add(requests=1)
