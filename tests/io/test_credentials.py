@@ -10,7 +10,7 @@ import pytest
 from servers.common import openssl_self_signed
 
 from physlite.io import CredentialError
-from physlite.io.credentials import bearer_token, proxy_upload_widget, store_proxy, x509_proxy
+from physlite.io.credentials import bearer_token, proxy_upload_widget, store_proxy, store_token, x509_proxy
 
 NOW = datetime.now(UTC)
 
@@ -50,6 +50,28 @@ def test_token_discovery_order(clean_environment, tmp_path):
     assert bearer_token() == "from-file"
     clean_environment.setenv("BEARER_TOKEN", "from-variable")
     assert bearer_token() == "from-variable"
+
+
+def test_store_token_writes_0600_where_discovery_finds_it_and_configures_rucio(clean_environment, tmp_path):
+    clean_environment.setenv("BEARER_TOKEN", "an-older-token")
+    target = store_token("  eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl\n")
+    assert target == tmp_path / "runtime" / f"bt_u{os.geteuid()}"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_text() == "eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl\n"
+    assert "BEARER_TOKEN" not in os.environ  # the stale variable would win over the stored token
+    assert os.environ["BEARER_TOKEN_FILE"] == str(target)
+    assert os.environ["RUCIO_AUTH_TYPE"] == "oidc"
+    assert bearer_token() == "eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl"
+    store_token("a-fresh-token", tmp_path / "elsewhere")
+    assert bearer_token() == "a-fresh-token"
+
+
+@pytest.mark.parametrize("junk", ["", "   ", "two words", "caf\u00e9"])
+def test_store_token_refuses_what_is_not_a_token(clean_environment, tmp_path, junk):
+    with pytest.raises(CredentialError, match="one word of ASCII"):
+        store_token(junk, tmp_path / "bt")
+    assert not (tmp_path / "bt").exists()
+    assert "RUCIO_AUTH_TYPE" not in os.environ
 
 
 def test_store_proxy_writes_0600_and_configures_sources_and_rucio(clean_environment, tmp_path, proxy_pem):

@@ -58,8 +58,9 @@ class RucioServer:
         stop(self.process)
 
 
-def start_rucio(run: Path) -> RucioServer:
-    """Bootstrap the SQLite schema and the root account, then start the flask application."""
+def bootstrap_rucio(run: Path, extra_config: str = "") -> dict[str, str]:
+    """Write the server configuration (SERVER_CONFIG + `extra_config`) to `run`, create the SQLite schema and
+    the root account; return the environment the server runs with."""
     python = RUCIO_ENV / "bin" / "python"
     if not python.exists():
         raise RuntimeError(f"no rucio server environment in {RUCIO_ENV}: run `make rucio-server-env`")
@@ -77,7 +78,8 @@ def start_rucio(run: Path) -> RucioServer:
         if line.strip() == "[alembic]":
             alembic.append(f"sqlalchemy.url = sqlite:///{run}/rucio.db")
     (run / "alembic.ini").write_text("\n".join(alembic) + "\n")
-    (run / "rucio.cfg").write_text(SERVER_CONFIG.format(run=run, username=USERNAME, password=PASSWORD))
+    server_config = SERVER_CONFIG.format(run=run, username=USERNAME, password=PASSWORD) + extra_config
+    (run / "rucio.cfg").write_text(server_config)
     environment = {**os.environ, "RUCIO_CONFIG": str(run / "rucio.cfg")}
     subprocess.run(
         [str(python), str(RUCIO_ENV / "rucio" / "tools" / "bootstrap.py")],
@@ -86,6 +88,12 @@ def start_rucio(run: Path) -> RucioServer:
         capture_output=True,
         cwd=run,
     )
+    return environment
+
+
+def start_rucio(run: Path) -> RucioServer:
+    """Bootstrap the SQLite schema and the root account, then start the flask application."""
+    environment = bootstrap_rucio(run)
     port = free_port()
     log = open(run / "server.log", "wb")  # noqa: SIM115 (kept open for the server's lifetime)
     process = subprocess.Popen(

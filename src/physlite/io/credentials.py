@@ -4,6 +4,9 @@ Discovery follows the WLCG bearer token discovery rules ($BEARER_TOKEN, $BEARER_
 $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>) and the grid convention for proxies ($X509_USER_PROXY,
 /tmp/x509up_u<uid>).
 
+Storing them (mode 0600) also points rucio at them: :func:`store_token` (auth type oidc) and
+:func:`store_proxy` / :func:`proxy_upload_widget` (auth type x509_proxy); the last one stored wins.
+
 Example:
     >>> token = bearer_token()  # None when the user has none
     >>> proxy = x509_proxy()  # a path, or None
@@ -49,6 +52,44 @@ def x509_proxy() -> str | None:
     return path if Path(path).is_file() else None
 
 
+def _write_private(target: Path, content: bytes) -> None:
+    """Write `content` to `target` with mode 0600 from the start (never readable by others, not even briefly)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(content)
+    os.chmod(partial, 0o600)
+    os.replace(partial, target)
+
+
+def store_token(token: str, path: str | os.PathLike | None = None) -> Path:
+    """Store the user's access token where WLCG discovery finds it (0600), and make rucio use it.
+
+    The default place is $XDG_RUNTIME_DIR/bt_u<uid> (else /tmp/bt_u<uid>); $BEARER_TOKEN_FILE is pointed at
+    it and $RUCIO_AUTH_TYPE set to `oidc`, so that rucio, https and XRootD sources all present this token. An
+    access token expires: store the fresh one again (on the facility, `af.access_token.current_access_token()`
+    returns the current one).
+
+    Example:
+        >>> from af.access_token import current_access_token
+        >>> store_token(current_access_token())
+        PosixPath('/run/user/1000/bt_u1000')
+    """
+    token = token.strip()
+    if not token or not token.isascii() or any(character.isspace() for character in token):
+        raise CredentialError("the bearer token must be one word of ASCII: pass the access token itself")
+    if path is None:
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        path = Path(runtime) / f"bt_u{_uid()}" if runtime else Path(f"/tmp/bt_u{_uid()}")
+    target = Path(path)
+    _write_private(target, token.encode("ascii") + b"\n")
+    os.environ.pop("BEARER_TOKEN", None)  # an older token in the variable would win over the file
+    os.environ["BEARER_TOKEN_FILE"] = str(target)
+    os.environ["RUCIO_AUTH_TYPE"] = "oidc"
+    return target
+
+
 def store_proxy(content: bytes, path: str | os.PathLike | None = None) -> Path:
     """Write an uploaded X509 proxy with 0600 permissions and point $X509_USER_PROXY (and rucio) at it.
 
@@ -63,13 +104,7 @@ def store_proxy(content: bytes, path: str | os.PathLike | None = None) -> Path:
             "(create it with voms-proxy-init and upload /tmp/x509up_u<uid>)"
         )
     target = Path(path) if path else Path(f"/tmp/x509up_u{_uid()}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(content)
-    os.chmod(partial, 0o600)
-    os.replace(partial, target)
+    _write_private(target, content)
     os.environ["X509_USER_PROXY"] = str(target)
     os.environ["RUCIO_AUTH_TYPE"] = "x509_proxy"
     return target

@@ -11,9 +11,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from urllib.parse import urlsplit
 
+from physlite.io.credentials import bearer_token
 from physlite.io.errors import AccessDenied, NotFound, RucioError, SourceError
 from physlite.io.source import Source
 
@@ -40,15 +43,45 @@ def parse_did(location: str) -> tuple[str, str]:
 
 
 def replica_client(did: str = "rucio"):
-    """A rucio ReplicaClient from the user's configuration, with configuration errors made readable."""
-    from rucio.common.exception import CannotAuthenticate, RucioException
+    """A rucio ReplicaClient from the user's configuration that never prompts, with configuration and
+    credential errors made readable (they name the rucio server).
 
+    With auth type `oidc` the client presents the user's bearer token (WLCG discovery, see
+    :func:`physlite.io.credentials.bearer_token`); with `x509_proxy` the proxy (see
+    :func:`physlite.io.credentials.store_proxy`).
+
+    Example:
+        >>> replica_client("rucio://user.jdoe/file.root").host
+        'https://rucio.example.org'
+    """
+    from rucio.common.exception import (
+        CannotAuthenticate,
+        MissingClientParameter,
+        NoAuthInformation,
+        RucioException,
+    )
+
+    host, auth_type = _configured("auth_host") or _configured("rucio_host"), _auth_type()
+    if auth_type == "oidc" and bearer_token() is None:
+        raise AccessDenied(
+            did,
+            f"the rucio server {host} takes your bearer token (auth type oidc), but none was found: set "
+            "BEARER_TOKEN or BEARER_TOKEN_FILE, or store it with physlite.io.credentials.store_token",
+        )
     try:
-        from rucio.client.replicaclient import ReplicaClient
-
-        return ReplicaClient()
+        return _non_interactive_replica_client()()
     except CannotAuthenticate as error:
-        raise AccessDenied(did, f"the rucio server refused the credentials: {_message(error)}") from None
+        raise AccessDenied(did, _refusal(host, auth_type, error)) from None
+    except (MissingClientParameter, NoAuthInformation) as error:
+        if auth_type in ("x509", "x509_proxy"):
+            raise AccessDenied(
+                did,
+                f"the rucio server {host} takes an X509 proxy (auth type {auth_type}), but none was found "
+                f"({_message(error)}); upload it with physlite.io.credentials.proxy_upload_widget()",
+            ) from None
+        raise RucioError(
+            did, f"read as a rucio DID, but the rucio client configuration is incomplete: {_message(error)}"
+        ) from None
     except RucioException as error:
         if "config" in type(error).__name__.lower():
             raise RucioError(
@@ -56,7 +89,48 @@ def replica_client(did: str = "rucio"):
                 f"read as a rucio DID, but the rucio client configuration is missing or broken "
                 f"({_message(error)}); set RUCIO_CONFIG",
             ) from None
-        raise RucioError(did, f"cannot reach the rucio server: {_message(error)}") from None
+        raise RucioError(did, f"cannot reach the rucio server {host}: {_message(error)}") from None
+
+
+def _configured(option: str) -> str | None:
+    from rucio.common.config import config_get
+
+    try:
+        return config_get("client", option, raise_exception=False, default=None)
+    except Exception:  # no configuration at all: the client's own error says so
+        return None
+
+
+def _auth_type() -> str | None:
+    return os.environ.get("RUCIO_AUTH_TYPE") or _configured("auth_type")
+
+
+def _refusal(host: str | None, auth_type: str | None, error: Exception) -> str:
+    if auth_type == "oidc":
+        return (
+            f"the rucio server {host} refused the bearer token (HTTP 401: expired, not signed by an issuer it "
+            "trusts, without the audience or scope it expects, or no rucio account has its identity)"
+        )
+    if auth_type in ("x509", "x509_proxy"):
+        return (
+            f"the rucio server {host} refused the X509 proxy (HTTP 401: not signed by a CA it trusts, expired, "
+            f"or no rucio account has its DN): {_message(error)}"
+        )
+    return f"the rucio server {host} refused the credentials: {_message(error)}"
+
+
+@functools.cache
+def _non_interactive_replica_client() -> type:
+    """rucio's ReplicaClient whose OIDC login cannot start: rucio falls back to a browser flow that waits on
+    input() when the server refuses a token, which hangs a notebook kernel or a dask worker."""
+    from rucio.client.replicaclient import ReplicaClient as Base
+    from rucio.common.exception import CannotAuthenticate
+
+    class NonInteractiveReplicaClient(Base):
+        def _BaseClient__get_token_oidc(self) -> bool:  # replaces BaseClient.__get_token_oidc
+            raise CannotAuthenticate(f"the rucio server {self.auth_host} refused the bearer token")
+
+    return NonInteractiveReplicaClient
 
 
 def _message(error: Exception) -> str:
@@ -97,7 +171,7 @@ def list_pfns(
     except (DataIdentifierNotFound, ScopeNotFound):
         raise NotFound(did, "rucio knows no such DID") from None
     except CannotAuthenticate as error:
-        raise AccessDenied(did, f"the rucio server refused the credentials: {_message(error)}") from None
+        raise AccessDenied(did, _refusal(getattr(client, "auth_host", None), _auth_type(), error)) from None
     except InvalidRSEExpression as error:
         raise RucioError(did, f"invalid RSE expression {rse_expression!r}: {_message(error)}") from None
     except RucioException as error:
@@ -132,14 +206,17 @@ def open_did(
     """
     from physlite.io import open_source
 
-    failures = []
+    failures: list[tuple[str, SourceError]] = []
     for pfn, rse in list_pfns(did, rucio_client, schemes, rse_expression, signature_lifetime):
         try:
             source = open_source(pfn, **options)
         except SourceError as error:
-            failures.append(f"{rse}: {error}")
+            failures.append((rse, error))
             continue
         source.did = did
         source.rse = rse
         return source
-    raise RucioError(did, "no replica could be opened: " + "; ".join(failures))
+    reasons = "; ".join(f"{rse}: {error}" for rse, error in failures)
+    if all(isinstance(error, AccessDenied) for _, error in failures):
+        raise AccessDenied(did, f"every replica refused the credentials: {reasons}")
+    raise RucioError(did, f"no replica could be opened: {reasons}")

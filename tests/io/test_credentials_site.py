@@ -1,0 +1,197 @@
+"""Credentials end to end, against a site that requires them (servers.secure_site): a real rucio server that
+validates the user's IAM access token (JWT from the test issuer) or X509 proxy (verified by the nginx TLS
+front end), and storage that serves only with a valid token or a client certificate of the test CA.
+
+The user's part is what a facility user does: the token is stored where WLCG discovery finds it
+(store_token), or the proxy is uploaded through the notebook widget; then physlite.open("rucio://...").
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import UTC, datetime
+
+import awkward as ak
+import numpy as np
+import pytest
+from servers.secure_site import start_secure_site
+
+import physlite
+from physlite.io import AccessDenied, open_source
+from physlite.io.credentials import proxy_upload_widget, store_proxy, store_token
+
+BRANCHES = ["AnalysisElectronsAuxDyn.pt", "AnalysisJetsAuxDyn.eta", "EventInfoAuxDyn.eventNumber"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, served, r21_path, r22_path):
+    from rucio.common.config import clean_cached_config
+
+    clean_cached_config()
+    site = start_secure_site(
+        tmp_path_factory.mktemp("secure_site"),
+        served,
+        [served / "test" / r21_path.name, served / "test" / r22_path.name],
+    )
+    yield site
+    site.stop()
+    clean_cached_config()
+
+
+@pytest.fixture
+def user(site, monkeypatch, tmp_path):
+    """A user's environment on the facility: a rucio client configuration (auth type left to what the user's
+    credential sets), the site's CA trusted, no credential yet."""
+    from rucio.common.config import clean_cached_config
+
+    for variable in (
+        "BEARER_TOKEN",
+        "BEARER_TOKEN_FILE",
+        "X509_USER_PROXY",
+        "RUCIO_AUTH_TYPE",
+        "X509_CERT_DIR",
+    ):
+        monkeypatch.setenv(variable, "")  # recorded, so that what store_token/store_proxy set is undone
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("RUCIO_CONFIG", str(site.client_config(tmp_path.name)))
+    monkeypatch.setenv("SSL_CERT_FILE", str(site.cert))
+    clean_cached_config()
+    yield monkeypatch
+    clean_cached_config()
+
+
+@pytest.fixture(scope="module")
+def local_arrays(r22_path):
+    with physlite.open(r22_path) as file:
+        return file.arrays(BRANCHES)
+
+
+def _assert_reads_like_local(location: str, local_arrays, expected_area: str) -> None:
+    with physlite.open(location) as file:
+        assert f"/{expected_area}/test/" in file.location  # the replica that accepted the credential
+        assert file.num_entries == 100
+        remote = file.arrays(BRANCHES)
+    for name in BRANCHES:
+        assert ak.array_equal(remote[name], local_arrays[name]), name
+
+
+def test_bearer_token_reads_through_rucio_and_token_protected_storage(site, user, r22_path, local_arrays):
+    decisions = len(site.validator.decisions)
+    stored = store_token(site.user_token())
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    _assert_reads_like_local(f"rucio://test/{r22_path.name}", local_arrays, expected_area="token")
+    # the storage asked the validator about every request, and it accepted the token each time
+    answers = site.validator.decisions[decisions:]
+    assert answers and set(answers) == {200}
+
+
+def test_uploaded_proxy_reads_through_rucio_and_certificate_protected_storage(
+    site, user, tmp_path, r22_path, local_arrays
+):
+    """The original demo: upload your proxy in the notebook, then read through rucio."""
+    widget = proxy_upload_widget(tmp_path / "x509up_upload")
+    upload, status = widget.children
+    content = site.grid.proxy.read_bytes()
+    upload.value = (
+        {
+            "name": "x509up_u1000",
+            "type": "",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime.now(UTC),
+        },
+    )
+    assert "Proxy stored" in status.value
+    assert os.environ["RUCIO_AUTH_TYPE"] == "x509_proxy"
+    # rucio found account jdoe by the proxy's DN (the proxy CN stripped); the token-only replica refused the
+    # proxy-only user, and the certificate-protected one served the file
+    _assert_reads_like_local(f"rucio://test/{r22_path.name}", local_arrays, expected_area="x509")
+
+
+def test_token_and_proxy_both_work_with_a_did_in_scope_name_form(site, user, tmp_path, r21_path):
+    store_proxy(site.grid.proxy.read_bytes(), tmp_path / "x509up_both")
+    store_token(site.user_token())  # the last credential stored is the one rucio uses
+    with physlite.open(f"test:{r21_path.name}") as file:
+        assert "/token/" in file.location
+        assert file.num_entries > 0
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["expired", "forged", "wrong audience", "unknown subject"],
+)
+def test_rucio_refuses_a_bad_token_with_a_clear_error_naming_the_server(site, user, r22_path, kind, capsys):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    if kind == "expired":
+        token = site.user_token(lifetime=-60)
+    elif kind == "forged":
+        token = site.user_token(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    elif kind == "wrong audience":
+        token = site.user_token(audience=["https://wlcg.cern.ch/jwt/v1/any"])
+    else:
+        token = site.issuer.issue("nobody-known-to-rucio")
+    store_token(token)
+    with pytest.raises(AccessDenied) as refused:
+        physlite.open(f"rucio://test/{r22_path.name}")
+    message = str(refused.value)
+    assert message.startswith(f"rucio://test/{r22_path.name}: the rucio server {site.rucio_url} refused")
+    assert "refused the bearer token" in message
+    assert "HTTP 401" in message
+    assert "browser" not in capsys.readouterr().out  # rucio's interactive OIDC login never started
+
+
+def test_missing_token_is_a_clear_error_before_any_request(site, user, r22_path):
+    user.setenv("RUCIO_AUTH_TYPE", "oidc")
+    expected = rf"rucio server {site.rucio_url} takes your bearer token .* none was found"
+    with pytest.raises(AccessDenied, match=expected):
+        physlite.open(f"rucio://test/{r22_path.name}")
+
+
+def test_rucio_refuses_a_proxy_from_an_untrusted_ca(site, user, tmp_path, r22_path):
+    store_proxy(site.grid.stranger_proxy.read_bytes(), tmp_path / "x509up_stranger")
+    with pytest.raises(AccessDenied) as refused:
+        physlite.open(f"rucio://test/{r22_path.name}")
+    message = str(refused.value)
+    assert f"the rucio server {site.rucio_url} refused the X509 proxy" in message
+    assert "Cannot get DN" in message  # the front end passed no DN: it could not verify the certificate
+
+
+def test_missing_proxy_is_a_clear_error(site, user, tmp_path, r22_path):
+    user.setenv("RUCIO_AUTH_TYPE", "x509_proxy")
+    user.setenv("X509_USER_PROXY", str(tmp_path / "never-uploaded"))
+    expected = rf"rucio server {site.rucio_url} takes an X509 proxy .* none was found"
+    with pytest.raises(AccessDenied, match=expected):
+        physlite.open(f"rucio://test/{r22_path.name}")
+
+
+def _first_bytes(source) -> bytes:
+    buffer, offsets = source.fetch(np.array([0]), np.array([4096]))
+    return bytes(buffer[offsets[0] : offsets[0] + 4096])
+
+
+def test_storage_checks_the_token_itself(site, user, r22_path):
+    url = f"{site.storage_url}/token/test/{r22_path.name}"
+    with open_source(url, token=site.user_token(), metadata_cache=False) as source:
+        assert _first_bytes(source) == r22_path.read_bytes()[:4096]
+    for token, status in (
+        ("", 401),
+        (site.user_token(lifetime=-60), 401),
+        (site.issuer.issue("jdoe", scope="openid profile"), 403),  # valid, but without storage.read:/
+    ):
+        decisions = len(site.validator.decisions)
+        with pytest.raises(AccessDenied, match=rf"{site.storage_url}/token/.*HTTP {status}"):
+            open_source(url, token=token, metadata_cache=False)
+        answers = site.validator.decisions[decisions:]
+        assert answers and set(answers) == {status}  # the validator, not nginx, decided
+
+
+def test_storage_checks_the_client_certificate(site, user, r22_path):
+    url = f"{site.storage_url}/x509/test/{r22_path.name}"
+    with open_source(url, x509_proxy=str(site.grid.proxy), token="", metadata_cache=False) as source:
+        assert _first_bytes(source) == r22_path.read_bytes()[:4096]
+    for proxy in (None, str(site.grid.stranger_proxy)):
+        with pytest.raises(AccessDenied, match=rf"{site.storage_url}/x509/.*HTTP 403"):
+            open_source(url, x509_proxy=proxy, token="", metadata_cache=False)

@@ -1,0 +1,274 @@
+"""A site where every service requires the user's credential, on 127.0.0.1, for the credential tests.
+
+One nginx (https, certificate of servers.common) fronts three services:
+
+- the token issuer (IAM stand-in): discovery document and JWKS of a servers.token_issuer.TokenIssuer;
+- rucio (PyPI server, SQLite) with authentication required: JWT access tokens from that issuer (rucio's own
+  OIDC validation: signature from the issuer's JWKS, `openid profile` scope, `rucio` audience, identity
+  `SUB=..., ISS=...` of account `jdoe`) and X509 (nginx verifies the client certificate against the test CA
+  and passes its legacy-format DN to rucio's x509 endpoint, which strips the proxy CN);
+- storage: /token/<file> only with a bearer token the validator accepts (nginx `auth_request`), /x509/<file>
+  only with a client certificate signed by the test CA.
+
+The rucio database holds RSE SECURE_DISK (https, prefix /token/), RSE X509_DISK (https, prefix /x509/), scope
+`test` and a replica of each served file on both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from servers.common import free_port, self_signed_certificate, stop, wait_for_port
+from servers.grid_proxy import GridCredentials, make_grid_credentials
+from servers.nginx import NGINX
+from servers.rucio_server import PASSWORD, RUCIO_ENV, USERNAME, bootstrap_rucio
+from servers.token_issuer import TokenIssuer, TokenValidator
+
+ACCOUNT = "jdoe"
+TOKEN_SUBJECT = "5f1c2b7e-jdoe"
+
+OIDC_CONFIG = """
+[oidc]
+idpsecrets = {run}/idpsecrets.json
+admin_issuer = test-iam
+expected_audience = rucio
+expected_scope = openid profile
+"""
+
+NGINX_CONFIG = """
+worker_processes 1;
+daemon off;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+{user}
+events {{ worker_connections 256; }}
+http {{
+    access_log {run}/access.log;
+    client_body_temp_path {run}/body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+    default_type application/octet-stream;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    # optional_no_ca: a certificate from an unknown CA still gets a clear 401/403 instead of a TLS alert
+    ssl_client_certificate {client_ca};
+    ssl_verify_client optional_no_ca;
+    map $ssl_client_verify $verified_dn {{ SUCCESS $ssl_client_s_dn_legacy; default ""; }}
+
+    server {{
+        listen 127.0.0.1:{issuer_port} ssl;
+        root {issuer_root};
+        default_type application/json;
+    }}
+    server {{
+        listen 127.0.0.1:{rucio_port} ssl;
+        location / {{
+            proxy_pass http://unix:{run}/rucio.sock;
+            proxy_set_header X-SSL-Client-S-DN $verified_dn;
+            proxy_set_header Host $host:$server_port;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_buffering off;
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{storage_port} ssl;
+        location /token/ {{
+            auth_request /_check_token;
+            alias {root}/;
+        }}
+        location = /_check_token {{
+            internal;
+            proxy_pass http://127.0.0.1:{validator_port}/validate;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }}
+        location /x509/ {{
+            if ($ssl_client_verify != SUCCESS) {{ return 403; }}
+            alias {root}/;
+        }}
+    }}
+}}
+"""
+
+CLIENT_CONFIG = """
+[client]
+rucio_host = {url}
+auth_host = {url}
+ca_cert = {ca_cert}
+auth_token_file_path = {token_file}
+request_retries = 1
+"""
+
+
+@dataclass
+class SecureSite:
+    run: Path
+    cert: Path  # the CA (self-signed) of every https endpoint
+    issuer: TokenIssuer
+    validator: TokenValidator
+    grid: GridCredentials
+    rucio_url: str
+    storage_url: str
+    nginx: subprocess.Popen
+    rucio: subprocess.Popen
+
+    def client_config(self, name: str, auth_type: str | None = None) -> Path:
+        """A user's rucio client configuration (its own token cache); `auth_type` None leaves it to
+        $RUCIO_AUTH_TYPE."""
+        folder = self.run / "clients" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        text = CLIENT_CONFIG.format(url=self.rucio_url, ca_cert=self.cert, token_file=folder / "token")
+        if auth_type:
+            text += f"auth_type = {auth_type}\n"
+        (folder / "rucio.cfg").write_text(text)
+        return folder / "rucio.cfg"
+
+    def user_token(self, **claims) -> str:
+        """An access token of jdoe, as the facility hands it to the user's server (see TokenIssuer.issue)."""
+        return self.issuer.issue(TOKEN_SUBJECT, **claims)
+
+    def stop(self) -> None:
+        stop(self.rucio)
+        stop(self.nginx)
+        self.validator.stop()
+
+
+def _wait_for_rucio(url: str, ca: Path, process: subprocess.Popen, log: Path) -> None:
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=2, context=context) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"rucio behind nginx did not answer /ping: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+
+
+def _register(site: SecureSite, files: list[Path]) -> None:
+    """As rucio's root (userpass through the TLS front end): account jdoe with its two identities, RSEs,
+    scope, replicas."""
+    from rucio.client import Client
+
+    admin = Client(
+        rucio_host=site.rucio_url,
+        auth_host=site.rucio_url,
+        account="root",
+        auth_type="userpass",
+        creds={"username": USERNAME, "password": PASSWORD},
+        ca_cert=str(site.cert),
+    )
+    admin.add_account(ACCOUNT, "USER", "jdoe@example.org")
+    admin.add_identity(ACCOUNT, site.grid.user_dn, "X509", "jdoe@example.org", default=True)
+    admin.add_identity(
+        ACCOUNT, f"SUB={TOKEN_SUBJECT}, ISS={site.issuer.issuer}", "OIDC", "jdoe@example.org", default=True
+    )
+    port = int(site.storage_url.rsplit(":", 1)[1])
+    domains = {"lan": {"read": 1, "write": 1, "delete": 1}, "wan": {"read": 1, "write": 1, "delete": 1}}
+    for rse, prefix in (("SECURE_DISK", "/token/"), ("X509_DISK", "/x509/")):
+        admin.add_rse(rse)
+        admin.add_protocol(
+            rse,
+            {
+                "scheme": "https",
+                "hostname": "127.0.0.1",
+                "port": port,
+                "prefix": prefix,
+                "impl": "rucio.rse.protocols.gfal.Default",
+                "domains": domains,
+            },
+        )
+    admin.add_scope("root", "test")
+    for path in files:
+        replica = {"scope": "test", "name": path.name, "bytes": path.stat().st_size, "adler32": "00000001"}
+        for rse in ("SECURE_DISK", "X509_DISK"):
+            admin.add_replicas(rse, [replica])
+
+
+def start_secure_site(run: Path, root: Path, files: list[Path]) -> SecureSite:
+    """Start the site in `run`, serving `root` (whose `test/` holds `files`), and register the files in rucio.
+
+    The rucio client library is configured explicitly here; callers clear rucio's cached configuration."""
+    run.mkdir(parents=True, exist_ok=True)
+    cert, key = self_signed_certificate(run)
+    grid = make_grid_credentials(run / "grid")
+    issuer_port, rucio_port, storage_port = free_port(), free_port(), free_port()
+    issuer = TokenIssuer(f"https://127.0.0.1:{issuer_port}")
+    issuer.publish(run / "issuer")
+
+    # rucio's OIDC clients per issuer; validating access tokens needs only the issuer (discovery and JWKS)
+    client = {"client_id": "rucio", "client_secret": "not-used"}
+    secrets = {
+        "test-iam": {
+            "issuer": issuer.issuer,
+            **client,
+            "redirect_uris": [f"https://127.0.0.1:{rucio_port}/auth/oidc_token"],
+            "SCIM": client,
+        }
+    }
+    (run / "idpsecrets.json").write_text(json.dumps(secrets))
+    environment = bootstrap_rucio(run, OIDC_CONFIG.format(run=run))
+    environment["REQUESTS_CA_BUNDLE"] = str(
+        cert
+    )  # rucio fetches the issuer's configuration and keys over https
+    log = open(run / "rucio.log", "wb")  # noqa: SIM115 (kept open for the server's lifetime)
+    rucio = subprocess.Popen(
+        [str(RUCIO_ENV / "bin" / "python"), str(Path(__file__).with_name("rucio_tls_backend.py")),
+         str(run / "rucio.sock")],
+        env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=run,
+    )  # fmt: skip
+
+    validator = TokenValidator(issuer.issuer, cert)
+    config = run / "nginx.conf"
+    config.write_text(
+        NGINX_CONFIG.format(
+            run=run,
+            root=root,
+            cert=cert,
+            key=key,
+            client_ca=grid.ca_cert,
+            issuer_root=run / "issuer",
+            issuer_port=issuer_port,
+            rucio_port=rucio_port,
+            storage_port=storage_port,
+            validator_port=validator.port,
+            user="user root;" if os.geteuid() == 0 else "",
+        )
+    )
+    nginx = subprocess.Popen(
+        [NGINX, "-c", str(config), "-p", str(run), "-e", str(run / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=open(run / "nginx-stderr.log", "wb"),  # noqa: SIM115
+    )
+    site = SecureSite(
+        run=run,
+        cert=cert,
+        issuer=issuer,
+        validator=validator,
+        grid=grid,
+        rucio_url=f"https://127.0.0.1:{rucio_port}",
+        storage_url=f"https://127.0.0.1:{storage_port}",
+        nginx=nginx,
+        rucio=rucio,
+    )
+    try:
+        wait_for_port(storage_port, nginx, log=run / "error.log")
+        _wait_for_rucio(site.rucio_url, cert, rucio, run / "rucio.log")
+        _register(site, files)
+    except BaseException:
+        site.stop()
+        raise
+    return site
