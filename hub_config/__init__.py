@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hub_config import auth, culling, gateway, profiles, services
+from hub_config import auth, culling, gateway, profiles, services, servicex
 
 __all__ = ["configure"]
 
@@ -66,8 +66,7 @@ def configure(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] 
     spawner_section = c.KubeSpawner if settings["platform"] == "kubernetes" else c.Spawner
     environment = dict(_configured(spawner_section, "environment", {}))
     environment.update(gateway.user_environment(settings))
-    if settings["platform"] == "kubernetes" and settings["servicex"]["endpoint"]:
-        environment["AF_SERVICEX_ENDPOINT"] = settings["servicex"]["endpoint"]
+    environment.update(servicex.user_environment(settings))
     spawner_section.environment = environment
     c.Spawner.default_url = "/lab"
     c.Spawner.post_stop_hook = gateway.make_post_stop_hook(settings)

@@ -1,5 +1,8 @@
 """ServiceX client configuration for a user (``servicex.yaml``), written when ``servicex.endpoint`` is set.
 
+The hub gives every server the endpoint (`user_environment`); the server writes the file at start and keeps it
+carrying the user's current token (`af.servicex_refresh`), in Kubernetes and locally alike.
+
 Example:
     >>> print(servicex_yaml("https://servicex.example.org", "TOKEN"), end="")
     api_endpoints:
@@ -11,9 +14,13 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import yaml
 
 ENDPOINT_NAME = "facility"
+ENDPOINT_VARIABLE = "AF_SERVICEX_ENDPOINT"
 
 
 def servicex_yaml(endpoint: str, token: str) -> str:
@@ -23,3 +30,16 @@ def servicex_yaml(endpoint: str, token: str) -> str:
         "default_endpoint": ENDPOINT_NAME,
     }
     return yaml.safe_dump(document, sort_keys=False)
+
+
+def user_environment(settings: Mapping[str, Any]) -> dict[str, str]:
+    """Variables for a user's server: the ServiceX endpoint, when one is configured.
+
+    Example:
+        >>> user_environment({"servicex": {"endpoint": "https://servicex.example.org"}})
+        {'AF_SERVICEX_ENDPOINT': 'https://servicex.example.org'}
+        >>> user_environment({"servicex": {"endpoint": ""}})
+        {}
+    """
+    endpoint = settings["servicex"]["endpoint"]
+    return {ENDPOINT_VARIABLE: endpoint} if endpoint else {}
