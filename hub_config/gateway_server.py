@@ -3,7 +3,8 @@ config file): hub authentication, cluster options, per-user limits and cluster i
 
 - `FacilityHubAuthenticator`: JupyterHubAuthenticator that requires the ``access:services!service=dask-gateway``
   scope (dask-gateway#829) and answers a malformed or unknown token with 401 instead of a 500;
-- `limit_clusters_per_user` wraps a backend class so a user cannot run more than ``gateway.limits.max_clusters``;
+- the backend class is wrapped by `hub_config.gateway_limits.limit_per_user`: ``gateway.limits`` (clusters,
+  workers, cores, memory) are totals over all of one user's clusters, not only per cluster;
 - cluster options: worker cores and memory (bounded by ``gateway.limits``) and extra environment variables.
 
 Example (dask_gateway_config.py):
@@ -18,16 +19,13 @@ from typing import Any
 
 from aiohttp import web
 from dask_gateway_server.auth import JupyterHubAuthenticator, unauthorized
-from dask_gateway_server.backends.base import PublicException
-from dask_gateway_server.models import ClusterStatus
 from dask_gateway_server.options import Float, Integer, Options
 from dask_gateway_server.options import Mapping as MappingOption
-from traitlets import Integer as IntegerTrait
 
 from hub_config.gateway import SERVICE_NAME, service_prefix
+from hub_config.gateway_limits import PerUserLimits, UserLimits, limit_per_user
 from hub_config.settings import parse_memory
 
-ACTIVE = [ClusterStatus.PENDING, ClusterStatus.RUNNING]
 GIB = 2**30
 
 
@@ -53,28 +51,6 @@ class FacilityHubAuthenticator(JupyterHubAuthenticator):
         except Exception as err:  # the hub's answer to a garbage token is not a user model
             self.log.info("rejecting token that the hub did not accept: %s", err)
             raise unauthorized("jupyterhub") from None
-
-
-def limit_clusters_per_user(backend_class: type) -> type:
-    """A subclass of `backend_class` refusing a new cluster beyond `max_clusters_per_user` active ones."""
-
-    class Limited(backend_class):
-        max_clusters_per_user = IntegerTrait(
-            2, help="Active (pending or running) clusters a user may have.", config=True
-        )
-
-        async def start_cluster(self, user: Any, cluster_options: Any) -> str:
-            active = await self.list_clusters(username=user.name, statuses=ACTIVE)
-            if len(active) >= self.max_clusters_per_user:
-                raise PublicException(
-                    f"{user.name} already has {len(active)} active clusters "
-                    f"(limit gateway.limits.max_clusters = {self.max_clusters_per_user}); stop one first"
-                )
-            return await super().start_cluster(user, cluster_options)
-
-    Limited.__name__ = f"Limited{backend_class.__name__}"
-    Limited.__qualname__ = Limited.__name__
-    return Limited
 
 
 def cluster_options(settings: Mapping[str, Any]) -> Options:
@@ -116,13 +92,18 @@ def configure_gateway_server(
 ) -> None:
     """The platform-independent gateway settings; the caller adds addresses and backend-specific settings.
 
-    `backend_class` (e.g. UnsafeLocalBackend or KubeBackend) is wrapped by `limit_clusters_per_user`.
+    `backend_class` (e.g. UnsafeLocalBackend or KubeBackend) is wrapped by `limit_per_user`, which makes
+    ``gateway.limits`` totals per user; dask-gateway's own per-cluster limits are set to the same values.
     """
     gateway = settings["gateway"]
     limits = gateway["limits"]
-    limited = limit_clusters_per_user(backend_class)
-    c.DaskGateway.backend_class = limited
-    getattr(c, limited.__name__).max_clusters_per_user = int(limits["max_clusters"])
+    c.DaskGateway.backend_class = limit_per_user(backend_class)
+    totals = UserLimits.from_settings(settings)
+    section = getattr(c, PerUserLimits.__name__)
+    section.user_max_clusters = totals.clusters
+    section.user_max_workers = totals.workers
+    section.user_max_cores = totals.cores
+    section.user_max_memory = totals.memory
     c.DaskGateway.authenticator_class = FacilityHubAuthenticator
     c.JupyterHubAuthenticator.jupyterhub_api_url = hub_api_url
     c.JupyterHubAuthenticator.jupyterhub_service_name = SERVICE_NAME
