@@ -25,16 +25,18 @@ Example (what the sidebar receives; in a user's server):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import dask
 from dask.utils import format_bytes
 from dask_gateway import Gateway
-from dask_gateway.client import ClusterReport, ClusterStatus, GatewayClusterError
+from dask_gateway.client import ClusterReport, ClusterStatus, GatewayClusterError, GatewayServerError
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.serverapp import ServerApp
 from jupyter_server.utils import url_path_join
@@ -123,11 +125,8 @@ class GatewayClusters:
 
     async def start(self) -> dict[str, Any]:
         """A new cluster with the gateway's default options, scaled as ``labextension.default`` says."""
-        try:
-            name = await self.gateway.submit()
-            report = await self.running(name)
-        except GatewayClusterError as err:  # e.g. the user's cluster limit
-            raise web.HTTPError(409, str(err)) from None
+        name = await self.gateway.submit()
+        report = await self.running(name)
         defaults = dask.config.get("labextension.default", default={}) or {}
         if defaults.get("adapt"):
             await self.gateway.adapt_cluster(name, **defaults["adapt"])
@@ -152,16 +151,34 @@ class GatewayClusters:
 
     async def resize(self, name: str, change: Mapping[str, Any]) -> None:
         """Apply a sidebar change: ``{"workers": n}`` or ``{"adapt": {"minimum": a, "maximum": b}}``."""
-        adapt = change.get("adapt")
-        if adapt is not None:
-            await self.gateway.adapt_cluster(name, minimum=adapt["minimum"], maximum=adapt["maximum"])
-        elif "workers" in change:
-            await self.gateway.scale_cluster(name, int(change["workers"]))
-        else:
-            raise web.HTTPError(400, 'expected {"workers": n} or {"adapt": {"minimum": a, "maximum": b}}')
+        try:
+            if change.get("adapt") is not None:
+                adapt = change["adapt"]
+                await self.gateway.adapt_cluster(
+                    name, minimum=int(adapt["minimum"]), maximum=int(adapt["maximum"])
+                )
+            else:
+                await self.gateway.scale_cluster(name, int(change["workers"]))
+        except (KeyError, TypeError) as err:
+            raise web.HTTPError(
+                400, f'expected {{"workers": n}} or {{"adapt": {{"minimum": a, "maximum": b}}}}, not {change}'
+            ) from err
 
     async def stop(self, name: str) -> None:
         await self.gateway.stop_cluster(name)
+
+
+@contextlib.contextmanager
+def gateway_errors(address: str) -> Iterator[None]:
+    """Turn the gateway client's errors into HTTP errors that name the gateway (never a bare 500)."""
+    try:
+        yield
+    except GatewayClusterError as err:  # e.g. the user's cluster limit
+        raise web.HTTPError(409, f"dask-gateway at {address}: {err}") from None
+    except ValueError as err:  # the gateway answered 404 or 422
+        raise web.HTTPError(400, f"dask-gateway at {address}: {err}") from None
+    except (GatewayServerError, aiohttp.ClientError, OSError) as err:
+        raise web.HTTPError(502, f"dask-gateway at {address} failed: {err!r}") from None
 
 
 class GatewayClusterHandler(APIHandler):
@@ -169,6 +186,9 @@ class GatewayClusterHandler(APIHandler):
 
     def initialize(self, clusters: GatewayClusters) -> None:
         self.clusters = clusters
+
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        return gateway_errors(self.clusters.gateway.address)
 
     async def existing(self, cluster_id: str) -> dict[str, Any]:
         model = await self.clusters.get(cluster_id)
@@ -178,29 +198,35 @@ class GatewayClusterHandler(APIHandler):
 
     @web.authenticated
     async def get(self, cluster_id: str = "") -> None:
-        result = await (self.existing(cluster_id) if cluster_id else self.clusters.list())
+        with self.errors():
+            result = await (self.existing(cluster_id) if cluster_id else self.clusters.list())
         self.finish(json.dumps(result))
 
     @web.authenticated
     async def put(self, cluster_id: str = "") -> None:
         if cluster_id:
             raise web.HTTPError(400, "gateway clusters get their name from the gateway: PUT dask/clusters")
-        self.finish(json.dumps(await self.clusters.start()))
+        with self.errors():
+            model = await self.clusters.start()
+        self.finish(json.dumps(model))
 
     @web.authenticated
     async def patch(self, cluster_id: str = "") -> None:
-        await self.existing(cluster_id)
         try:
             change = json.loads(self.request.body or b"{}")
         except json.JSONDecodeError as err:
             raise web.HTTPError(400, f"request body is not JSON: {err}") from None
-        await self.clusters.resize(cluster_id, change)
-        self.finish(json.dumps(await self.existing(cluster_id)))
+        with self.errors():
+            await self.existing(cluster_id)
+            await self.clusters.resize(cluster_id, change)
+            model = await self.existing(cluster_id)
+        self.finish(json.dumps(model))
 
     @web.authenticated
     async def delete(self, cluster_id: str = "") -> None:
-        await self.existing(cluster_id)
-        await self.clusters.stop(cluster_id)
+        with self.errors():
+            await self.existing(cluster_id)
+            await self.clusters.stop(cluster_id)
         self.set_status(204)
         self.finish()
 

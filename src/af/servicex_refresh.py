@@ -71,13 +71,17 @@ class ServiceXConfigRefresher(LoggingConfigurable):
 
     async def run(self) -> None:
         """Refresh now and then every `interval` seconds, until cancelled; failures are logged and retried."""
+        last_error = ""
         while True:
             try:
                 # current_access_token blocks on an HTTP request to the hub: not in the server's event loop.
                 if await asyncio.to_thread(self.refresh):
                     self.log.info("af.servicex_refresh: wrote %s with the current access token", self.path)
+                last_error = ""
             except (AccessTokenError, OSError) as err:
-                self.log.warning("af.servicex_refresh: could not update %s: %s", self.path, err)
+                if str(err) != last_error:  # once per kind of failure, not every interval
+                    self.log.warning("af.servicex_refresh: could not update %s: %s", self.path, err)
+                last_error = str(err)
             await asyncio.sleep(self.interval)
 
 

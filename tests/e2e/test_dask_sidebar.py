@@ -90,6 +90,9 @@ def test_sidebar_lists_a_cluster_made_in_a_notebook_with_its_dashboard(facility,
         "one worker in the sidebar's model",
     )
     assert counted["cores"] == 1 and counted["memory"] == "1.00 GiB"
+    for body in ('{"nonsense": 1}', "not json", '{"workers": "many"}'):
+        refused = owner.session.patch(f"{owner.url}/dask/clusters/{name}", data=body, timeout=60)
+        assert refused.status_code == 400, (body, refused.status_code, refused.text)
 
     # Another user sees none of it: not in their list, not by id, not the dashboard, not the owner's server.
     assert other.clusters() == []
