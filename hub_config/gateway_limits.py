@@ -124,17 +124,25 @@ class Grant:
         """A message for the gateway log and the client naming the limit, e.g. for a trimmed scale request."""
         if self.limit is None:
             return f"cluster {cluster_name} of {username}: {self.workers} workers granted"
+        granted = (
+            f"cluster {cluster_name} of {username}: "
+            f"{self.workers} of {self.requested} requested workers granted"
+        )
+        if self.limit == "max_workers":
+            return (
+                f"{granted}: all clusters of {username} together may run {self.allowed:g} workers "
+                f"(gateway.limits.max_workers) and its other clusters hold {self.held_elsewhere:g}; "
+                f"more workers start when they are released"
+            )
         if self.limit == "max_memory":
-            allowed, held = format_bytes(int(self.allowed)), format_bytes(int(self.held_elsewhere))
-            what = "of memory"
+            allowed = f"{format_bytes(int(self.allowed))} of memory"
+            held = format_bytes(int(self.held_elsewhere))
         else:
-            allowed, held = f"{self.allowed:g}", f"{self.held_elsewhere:g}"
-            what = "workers" if self.limit == "max_workers" else "cores"
+            allowed, held = f"{self.allowed:g} cores", f"{self.held_elsewhere:g}"
         return (
-            f"cluster {cluster_name} of {username}: {self.workers} of {self.requested} requested workers "
-            f"granted: all clusters of {username} together may use {allowed} {what} "
-            f"(gateway.limits.{self.limit}, schedulers included for cores and memory) and {held} are held "
-            f"by its other clusters and this cluster's scheduler; more workers start when they are released"
+            f"{granted}: all clusters of {username} together may use {allowed} "
+            f"(gateway.limits.{self.limit}, schedulers included) and {held} are held by its other clusters "
+            f"and this cluster's scheduler; more workers start when they are released"
         )
 
 
@@ -149,7 +157,8 @@ def grant_workers(
 
     Example:
         >>> limits = UserLimits(clusters=2, workers=8, cores=4, memory=64 * 2**30)
-        >>> shape = ClusterShape(worker_cores=2, worker_memory=2**30, scheduler_cores=1, scheduler_memory=2**30)
+        >>> shape = ClusterShape(worker_cores=2, worker_memory=2**30, scheduler_cores=1,
+        ...                      scheduler_memory=2**30)
         >>> grant = grant_workers(limits, shape, requested=3, others=[])
         >>> grant.workers, grant.limit
         (1, 'max_cores')
@@ -183,7 +192,8 @@ def check_new_cluster(
 
     Example:
         >>> limits = UserLimits(clusters=2, workers=8, cores=4, memory=64 * 2**30)
-        >>> shape = ClusterShape(worker_cores=1, worker_memory=2**30, scheduler_cores=1, scheduler_memory=2**30)
+        >>> shape = ClusterShape(worker_cores=1, worker_memory=2**30, scheduler_cores=1,
+        ...                      scheduler_memory=2**30)
         >>> check_new_cluster(limits, "alice", shape, active=1, others=[Holding(shape, workers=3)])[:39]
         'alice cannot start another cluster: its'
     """
@@ -195,9 +205,10 @@ def check_new_cluster(
     cores = _sum(others, "cores")
     if cores + shape.scheduler_cores > limits.cores + _EPSILON:
         return (
-            f"{username} cannot start another cluster: its scheduler needs {shape.scheduler_cores:g} cores "
+            f"{username} cannot start another cluster: its scheduler needs {shape.scheduler_cores:g} core(s) "
             f"and the user's clusters already hold {cores:g} of {limits.cores:g} "
-            f"(gateway.limits.max_cores, a total over all of the user's clusters); scale one down or stop one"
+            f"(gateway.limits.max_cores, a total over all of the user's clusters); "
+            "scale one down or stop one"
         )
     memory = int(_sum(others, "memory"))
     if memory + shape.scheduler_memory > limits.memory:
@@ -205,7 +216,8 @@ def check_new_cluster(
             f"{username} cannot start another cluster: its scheduler needs "
             f"{format_bytes(shape.scheduler_memory)} and the user's clusters already hold "
             f"{format_bytes(memory)} of {format_bytes(limits.memory)} of memory "
-            f"(gateway.limits.max_memory, a total over all of the user's clusters); scale one down or stop one"
+            f"(gateway.limits.max_memory, a total over all of the user's clusters); "
+            "scale one down or stop one"
         )
     return None
 

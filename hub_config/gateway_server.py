@@ -1,8 +1,9 @@
 """dask-gateway-server configuration shared by the local facility and Kubernetes (import it in the gateway's
 config file): hub authentication, cluster options, per-user limits and cluster idle timeout.
 
-- `FacilityHubAuthenticator`: JupyterHubAuthenticator that requires the ``access:services!service=dask-gateway``
-  scope (dask-gateway#829) and answers a malformed or unknown token with 401 instead of a 500;
+- `FacilityHubAuthenticator`: JupyterHubAuthenticator that requires the
+  ``access:services!service=dask-gateway`` scope (dask-gateway#829) and answers a malformed or unknown token
+  with 401 instead of a 500;
 - the backend class is wrapped by `hub_config.gateway_limits.limit_per_user`: ``gateway.limits`` (clusters,
   workers, cores, memory) are totals over all of one user's clusters, not only per cluster;
 - cluster options: worker cores and memory (bounded by ``gateway.limits``) and extra environment variables.

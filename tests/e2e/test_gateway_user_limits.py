@@ -144,7 +144,7 @@ def test_cores_are_a_total_and_schedulers_count(limited, hub):
                 warnings.simplefilter("error", GatewayWarning)  # granted in full: no warning
                 first.scale(3)  # 1 + 3 * 2 = 7 cores
             wait_until(lambda: workers_seen(first) == 3, "first cluster did not grow to 3 workers")
-            with pytest.raises(Exception, match=r"scheduler needs 1 cores.*gateway\.limits\.max_cores"):
+            with pytest.raises(Exception, match=r"scheduler needs 1 core.*gateway\.limits\.max_cores"):
                 gateway.new_cluster()
         finally:
             first.shutdown()
