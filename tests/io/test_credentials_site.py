@@ -93,7 +93,7 @@ def test_uploaded_proxy_reads_through_rucio_and_certificate_protected_storage(
     """The original demo: upload your proxy in the notebook, then read through rucio."""
     widget = proxy_upload_widget(tmp_path / "x509up_upload")
     upload, status = widget.children
-    content = site.grid.proxy.read_bytes()
+    content = site.grid.tls_proxy.read_bytes()
     upload.value = (
         {
             "name": "x509up_u1000",
@@ -111,7 +111,7 @@ def test_uploaded_proxy_reads_through_rucio_and_certificate_protected_storage(
 
 
 def test_token_and_proxy_both_work_with_a_did_in_scope_name_form(site, user, tmp_path, r21_path):
-    store_proxy(site.grid.proxy.read_bytes(), tmp_path / "x509up_both")
+    store_proxy(site.grid.tls_proxy.read_bytes(), tmp_path / "x509up_both")
     store_token(site.user_token())  # the last credential stored is the one rucio uses
     with physlite.open(f"test:{r21_path.name}") as file:
         assert "/token/" in file.location
@@ -151,7 +151,7 @@ def test_missing_token_is_a_clear_error_before_any_request(site, user, r22_path)
 
 
 def test_rucio_refuses_a_proxy_from_an_untrusted_ca(site, user, tmp_path, r22_path):
-    store_proxy(site.grid.stranger_proxy.read_bytes(), tmp_path / "x509up_stranger")
+    store_proxy(site.grid.stranger_tls_proxy.read_bytes(), tmp_path / "x509up_stranger")
     with pytest.raises(AccessDenied) as refused:
         physlite.open(f"rucio://test/{r22_path.name}")
     message = str(refused.value)
@@ -190,8 +190,8 @@ def test_storage_checks_the_token_itself(site, user, r22_path):
 
 def test_storage_checks_the_client_certificate(site, user, r22_path):
     url = f"{site.storage_url}/x509/test/{r22_path.name}"
-    with open_source(url, x509_proxy=str(site.grid.proxy), token="", metadata_cache=False) as source:
+    with open_source(url, x509_proxy=str(site.grid.tls_proxy), token="", metadata_cache=False) as source:
         assert _first_bytes(source) == r22_path.read_bytes()[:4096]
-    for proxy in (None, str(site.grid.stranger_proxy)):
+    for proxy in (None, str(site.grid.stranger_tls_proxy)):
         with pytest.raises(AccessDenied, match=rf"{site.storage_url}/x509/.*HTTP 403"):
             open_source(url, x509_proxy=proxy, token="", metadata_cache=False)

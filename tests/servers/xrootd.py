@@ -52,10 +52,17 @@ class XRootD:
         shutil.rmtree(self.run, ignore_errors=True)
 
 
-def start_xrootd(files: list[Path] | dict[str, Path], isolated: bool = True) -> XRootD:
+def start_xrootd(
+    files: list[Path] | dict[str, Path],
+    isolated: bool = True,
+    security: str = "",
+    private: dict[str, Path] | None = None,
+) -> XRootD:
     """Serve `files` (a list, served by name, or {path in the server: file}), copied into a folder the xrootd
     user can read. `isolated=False` runs it in the current network namespace (the benchmark's own one, where
-    listening on every interface means loopback only), on free ports and without the forwarder."""
+    listening on every interface means loopback only), on free ports and without the forwarder.
+    `security`: configuration lines appended (`{run}` is the server's folder); `private`: {name: file} copied
+    into that folder for the xrootd user only (keys, certificates, CA folders)."""
     run = Path(tempfile.mkdtemp(prefix="physlite-xrootd-"))
     root = run / "data"
     root.mkdir()
@@ -68,10 +75,19 @@ def start_xrootd(files: list[Path] | dict[str, Path], isolated: bool = True) -> 
         folder.chmod(0o755)
     shutil.chown(run / "admin", "xrootd", "xrootd")
     shutil.chown(run, "xrootd", "xrootd")
+    for name, path in (private or {}).items():
+        copy = shutil.copytree if path.is_dir() else shutil.copyfile
+        copy(path, run / name)
+        for item in (run / name, *(run / name).rglob("*")):
+            shutil.chown(item, "xrootd", "xrootd")
+            item.chmod(0o700 if item.is_dir() else 0o400)
+    security = security.format(run=run)
     config = run / "xrootd.cfg"
     if not isolated:
+        if security:
+            raise ValueError("security settings are for the isolated (network namespace) server only")
         return _start_here(root, run, config)
-    config.write_text(CONFIG.format(root=root, run=run, root_port=ROOT_PORT, http_port=HTTP_PORT))
+    config.write_text(CONFIG.format(root=root, run=run, root_port=ROOT_PORT, http_port=HTTP_PORT) + security)
     netns = f"physlite-xrd-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", netns], check=True, capture_output=True)
     subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True, capture_output=True)

@@ -21,6 +21,7 @@ MAX_CHUNK = 2 * 1024 * 1024 - 16  # the protocol's largest element of a vector r
 MAX_CHUNKS = 1024  # elements per vector read
 BATCH_BYTES = 16 * 1024 * 1024  # bytes per vector read, so that big fetches use several in parallel
 _NOT_FOUND, _NOT_AUTHORIZED = 3011, 3010
+_AUTH_FAILED = 204  # XrdCl errAuthFailed: the login was refused (no credential, or one the server rejects)
 _BACKOFF = 0.25
 _configured = threading.Lock()
 
@@ -85,6 +86,12 @@ class XRootDSource(RemoteSource):
                 raise NotFound(self.location, f"file does not exist ({status.message.strip()})")
             if status.errno == _NOT_AUTHORIZED:
                 raise AccessDenied(self.location, f"access denied ({status.message.strip()})")
+            if status.code == _AUTH_FAILED:
+                raise AccessDenied(
+                    self.location,
+                    f"login refused ({status.message.strip()}): the server accepted none of the credentials "
+                    "offered (X509 proxy: X509_USER_PROXY, CAs in X509_CERT_DIR; token: BEARER_TOKEN[_FILE])",
+                )
             expired = "expired" in status.message.lower()
             if attempt >= self.retries or (status.errno and not expired):
                 kind = RemoteTimeout if expired else RemoteError
