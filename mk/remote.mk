@@ -1,5 +1,7 @@
 # Remote reading (physlite.io): the Debian servers the tests start on loopback, and the remote benchmark.
 APT_PACKAGES += nginx-light openssl xrootd-server xrootd-client iptables iproute2 libnetfilter-queue-dev
+# XRootD requiring a token in the credential tests (ztn + SciTokens authorization)
+APT_PACKAGES += xrootd-scitokens-plugins
 
 # The rucio *server* (for the tests' real rucio on loopback, SQLite) lives in its own virtual environment: it
 # pins a web stack (flask, SQLAlchemy, alembic, ...) that users of physlite never need. The client

@@ -1,5 +1,6 @@
-"""root:// with an X509 proxy: the Debian XRootD server requiring GSI (servers.xrootd_gsi) serves a real RFC 3820
-proxy of the test CA, and refuses a missing proxy or one from a CA it does not trust with a clear error.
+"""root:// with credentials: the Debian XRootD server requiring GSI (servers.xrootd_gsi) serves a real RFC 3820
+proxy of the test CA; requiring a token (servers.xrootd_token: ztn over TLS, SciTokens authorization) serves
+a valid access token with the storage.read scope. A missing or bad credential gives a clear error.
 
 Each read runs in its own process: the XRootD client reads its credentials once per process and keeps the
 authenticated connection, so a second credential in the same process would never be presented.
@@ -13,8 +14,10 @@ import subprocess
 import sys
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from servers import xrootd_gsi, xrootd_token
 from servers.grid_proxy import make_grid_credentials
-from servers.xrootd_gsi import client_environment, start_xrootd_gsi
+from servers.token_issuer import TokenIssuer
 
 import physlite
 
@@ -39,9 +42,29 @@ def grid(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gsi_server(grid, r22_path):
-    server = start_xrootd_gsi({r22_path.name: r22_path}, grid)
+    server = xrootd_gsi.start_xrootd_gsi({r22_path.name: r22_path}, grid)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    return TokenIssuer("https://iam.physlite.test")  # only its keys are used: no one fetches them here
+
+
+@pytest.fixture(scope="module")
+def token_server(grid, issuer, r22_path):
+    server = xrootd_token.start_xrootd_token({r22_path.name: r22_path}, issuer, grid)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def local_values(r22_path):
+    with physlite.open(r22_path) as file:
+        values = file.arrays([BRANCH])[BRANCH].tolist()
+    assert len(values) == 100
+    return values
 
 
 def _read_in_own_process(url: str, environment: dict[str, str]) -> subprocess.CompletedProcess:
@@ -55,21 +78,47 @@ def _read_in_own_process(url: str, environment: dict[str, str]) -> subprocess.Co
     )
 
 
-def test_proxy_reads_what_is_read_locally(gsi_server, grid, r22_path):
-    with physlite.open(r22_path) as file:
-        local = file.arrays([BRANCH])[BRANCH].tolist()
-    done = _read_in_own_process(gsi_server.url(r22_path.name), client_environment(grid, grid.proxy))
+def test_proxy_reads_what_is_read_locally(gsi_server, grid, r22_path, local_values):
+    done = _read_in_own_process(
+        gsi_server.url(r22_path.name), xrootd_gsi.client_environment(grid, grid.proxy)
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == local
-    assert len(local) == 100
+    assert json.loads(done.stdout) == local_values
 
 
 @pytest.mark.parametrize("which", ["missing", "untrusted CA", "not a proxy"])
 def test_bad_or_missing_proxy_is_refused_with_a_clear_error(gsi_server, grid, r22_path, which):
     proxy = {"missing": None, "untrusted CA": grid.stranger_proxy, "not a proxy": grid.tls_proxy}[which]
     url = gsi_server.url(r22_path.name)
-    done = _read_in_own_process(url, client_environment(grid, proxy))
+    done = _read_in_own_process(url, xrootd_gsi.client_environment(grid, proxy))
     assert done.returncode == 3, done.stderr[-2000:]
     assert f"AccessDenied: {url}: " in done.stderr
     assert "Auth failed" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_token_reads_what_is_read_locally(token_server, grid, issuer, r22_path, local_values):
+    token = issuer.issue("jdoe")
+    done = _read_in_own_process(token_server.url(r22_path.name), xrootd_token.client_environment(grid, token))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == local_values
+
+
+@pytest.mark.parametrize("which", ["missing", "forged", "expired", "without storage.read"])
+def test_bad_or_missing_token_is_refused_with_a_clear_error(token_server, grid, issuer, r22_path, which):
+    token = {
+        "missing": lambda: None,
+        "forged": lambda: issuer.issue(
+            "jdoe", key=rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        ),
+        "expired": lambda: issuer.issue("jdoe", lifetime=-60),
+        "without storage.read": lambda: issuer.issue("jdoe", scope="openid profile"),
+    }[which]()
+    url = token_server.url(r22_path.name)
+    done = _read_in_own_process(url, xrootd_token.client_environment(grid, token))
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert f"AccessDenied: {url}: " in done.stderr
+    # a missing, forged or expired token fails the login (ztn asks SciTokens to validate it); a valid token
+    # without the read scope logs in, and SciTokens refuses the open
+    assert ("permission denied" if which == "without storage.read" else "Auth failed") in done.stderr
     assert "Traceback" not in done.stderr

@@ -41,11 +41,15 @@ class TokenIssuer:
     key: rsa.RSAPrivateKey = field(default_factory=_new_key)
     kid: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
-    def publish(self, folder: Path) -> None:
+    def jwks(self) -> dict:
+        """The issuer's public keys (JWKS)."""
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
         jwk.update(kid=self.kid, use="sig", alg="RS256")
+        return {"keys": [jwk]}
+
+    def publish(self, folder: Path) -> None:
         (folder / ".well-known").mkdir(parents=True, exist_ok=True)
-        (folder / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
+        (folder / "jwks.json").write_text(json.dumps(self.jwks()))
         (folder / ".well-known" / "openid-configuration").write_text(
             json.dumps(
                 {

@@ -57,12 +57,14 @@ def start_xrootd(
     isolated: bool = True,
     security: str = "",
     private: dict[str, Path] | None = None,
+    environment: dict[str, str] | None = None,
 ) -> XRootD:
     """Serve `files` (a list, served by name, or {path in the server: file}), copied into a folder the xrootd
     user can read. `isolated=False` runs it in the current network namespace (the benchmark's own one, where
     listening on every interface means loopback only), on free ports and without the forwarder.
     `security`: configuration lines appended (`{run}` is the server's folder); `private`: {name: file} copied
-    into that folder for the xrootd user only (keys, certificates, CA folders)."""
+    into that folder for the xrootd user only (keys, certificates, CA folders, caches); `environment`: extra
+    variables of the server process (`{run}` as above)."""
     run = Path(tempfile.mkdtemp(prefix="physlite-xrootd-"))
     root = run / "data"
     root.mkdir()
@@ -80,11 +82,11 @@ def start_xrootd(
         copy(path, run / name)
         for item in (run / name, *(run / name).rglob("*")):
             shutil.chown(item, "xrootd", "xrootd")
-            item.chmod(0o700 if item.is_dir() else 0o400)
+            item.chmod(0o700 if item.is_dir() else 0o600)
     security = security.format(run=run)
     config = run / "xrootd.cfg"
     if not isolated:
-        if security:
+        if security or private or environment:
             raise ValueError("security settings are for the isolated (network namespace) server only")
         return _start_here(root, run, config)
     config.write_text(CONFIG.format(root=root, run=run, root_port=ROOT_PORT, http_port=HTTP_PORT) + security)
@@ -110,6 +112,7 @@ def start_xrootd(
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **{k: v.format(run=run) for k, v in (environment or {}).items()}},
     )
     root_port, http_port = free_port(), free_port()
     forwarder = subprocess.Popen(
