@@ -4,8 +4,9 @@ Discovery follows the WLCG bearer token discovery rules ($BEARER_TOKEN, $BEARER_
 $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>) and the grid convention for proxies ($X509_USER_PROXY,
 /tmp/x509up_u<uid>).
 
-Storing them (mode 0600) also points rucio at them: :func:`store_token` (auth type oidc) and
-:func:`store_proxy` / :func:`proxy_upload_widget` (auth type x509_proxy); the last one stored wins.
+Storing them (mode 0600) also points rucio at them: :func:`store_token` / :func:`store_facility_token`
+(auth type oidc) and :func:`store_proxy` / :func:`proxy_upload_widget` (auth type x509_proxy); the last one
+stored wins.
 
 Example:
     >>> token = bearer_token()  # None when the user has none
@@ -88,6 +89,23 @@ def store_token(token: str, path: str | os.PathLike | None = None) -> Path:
     os.environ["BEARER_TOKEN_FILE"] = str(target)
     os.environ["RUCIO_AUTH_TYPE"] = "oidc"
     return target
+
+
+def store_facility_token(path: str | os.PathLike | None = None) -> Path:
+    """On the facility: store the user's current IAM access token, fetched from the hub (the hub refreshes it
+    when it has expired), as :func:`store_token` does. Call it again when the token has expired.
+
+    Example (in a notebook on the facility):
+        >>> store_facility_token()
+        PosixPath('/run/user/1000/bt_u1000')
+    """
+    from af.access_token import AccessTokenError, current_access_token
+
+    try:
+        token = current_access_token()
+    except AccessTokenError as error:
+        raise CredentialError(f"no access token from the facility: {error}") from None
+    return store_token(token, path)
 
 
 def store_proxy(content: bytes, path: str | os.PathLike | None = None) -> Path:
