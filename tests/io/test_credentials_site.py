@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import awkward as ak
 import numpy as np
 import pytest
+from servers import xrootd_token
 from servers.secure_site import start_secure_site
 
 import physlite
@@ -249,3 +252,59 @@ def test_storage_checks_the_client_certificate(site, user, r22_path):
     for proxy in (None, str(site.grid.stranger_tls_proxy)):
         with pytest.raises(AccessDenied, match=rf"{site.storage_url}/x509/.*HTTP 403"):
             open_source(url, x509_proxy=proxy, token="", metadata_cache=False)
+
+
+READ_IN_OWN_PROCESS = """
+import json, sys
+import physlite
+from physlite.io import AccessDenied
+try:
+    with physlite.open(sys.argv[1], schemes=["root"]) as file:
+        values = file.arrays(["EventInfoAuxDyn.eventNumber"])["EventInfoAuxDyn.eventNumber"].tolist()
+        print(json.dumps({"location": file.location, "values": values}))
+except AccessDenied as error:
+    print(f"{type(error).__name__}: {error}", file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+@pytest.fixture(scope="module")
+def xrootd_token_disk(site, r22_path):
+    """RSE XROOTD_TOKEN_DISK: XRootD that takes the site issuer's tokens (servers.xrootd_token)."""
+    server = xrootd_token.start_xrootd_token({f"test/{r22_path.name}": r22_path}, site.issuer, site.grid)
+    site.add_rse("XROOTD_TOKEN_DISK", "root", server.root_port, "//", [r22_path])
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("scope", ["openid profile storage.read:/", "openid profile"])
+def test_bearer_token_reads_root_replica_through_rucio(
+    site, xrootd_token_disk, r22_path, local_arrays, scope
+):
+    """The same token for rucio and XRootD (in a process of its own: the XRootD client keeps its first
+    credential for the life of the process); without storage.read rucio answers and XRootD refuses."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("BEARER_TOKEN", "X509", "RUCIO"))}
+    environment.update(
+        RUCIO_CONFIG=str(site.client_config(f"xrootd-{len(scope)}", "oidc")),
+        BEARER_TOKEN=site.user_token(scope=scope),
+        X509_CERT_DIR=str(site.ca_dir),  # the rucio server's certificate and the CA of XRootD's
+    )
+    did = f"rucio://test/{r22_path.name}"
+    done = subprocess.run(
+        [sys.executable, "-c", READ_IN_OWN_PROCESS, did],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if "storage.read:/" in scope:
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads(done.stdout)
+        assert result["location"] == xrootd_token_disk.url(f"test/{r22_path.name}")
+        assert result["values"] == local_arrays["EventInfoAuxDyn.eventNumber"].tolist()
+    else:
+        assert done.returncode == 3, done.stderr[-2000:]
+        assert (
+            f"AccessDenied: {did}: every replica refused the credentials: XROOTD_TOKEN_DISK: " in done.stderr
+        )
+        assert "permission denied" in done.stderr

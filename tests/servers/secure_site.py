@@ -120,6 +120,22 @@ class SecureSite:
     nginx: subprocess.Popen
     rucio: subprocess.Popen
 
+    @property
+    def ca_dir(self) -> Path:
+        """A CA folder (X509_CERT_DIR) trusting this site's https endpoints and the test CA (XRootD's TLS)."""
+        folder = self.run / "trusted"
+        if not folder.exists():
+            folder.mkdir()
+            for path in (self.cert, self.grid.ca_cert):
+                subject_hash = subprocess.run(
+                    ["openssl", "x509", "-hash", "-noout", "-in", str(path)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.strip()
+                (folder / f"{subject_hash}.0").write_bytes(path.read_bytes())
+        return folder
+
     def client_config(self, name: str, auth_type: str | None = None) -> Path:
         """A user's rucio client configuration (its own token cache); `auth_type` None leaves it to
         $RUCIO_AUTH_TYPE."""
@@ -130,6 +146,44 @@ class SecureSite:
             text += f"auth_type = {auth_type}\n"
         (folder / "rucio.cfg").write_text(text)
         return folder / "rucio.cfg"
+
+    def admin(self):
+        """A rucio client of the root account (userpass through the TLS front end), with a configuration and
+        token cache of its own: the client reads both when it is made, from $RUCIO_CONFIG."""
+        from rucio.client import Client
+        from rucio.common.config import clean_cached_config
+
+        config = self.client_config("admin", "userpass")
+        config.write_text(
+            config.read_text() + f"username = {USERNAME}\npassword = {PASSWORD}\naccount = root\n"
+        )
+        previous = os.environ.get("RUCIO_CONFIG")
+        os.environ["RUCIO_CONFIG"] = str(config)
+        clean_cached_config()
+        try:
+            return Client()
+        finally:
+            if previous is None:
+                os.environ.pop("RUCIO_CONFIG")
+            else:
+                os.environ["RUCIO_CONFIG"] = previous
+            clean_cached_config()
+
+    def add_rse(self, rse: str, scheme: str, port: int, prefix: str, files: list[Path]) -> None:
+        """Register RSE `rse` (scheme://127.0.0.1:port + prefix + test/<name>) holding a replica of `files`."""
+        admin = self.admin()
+        domains = {"lan": {"read": 1, "write": 1, "delete": 1}, "wan": {"read": 1, "write": 1, "delete": 1}}
+        admin.add_rse(rse)
+        protocol = {"scheme": scheme, "hostname": "127.0.0.1", "port": port, "prefix": prefix}
+        admin.add_protocol(rse, {**protocol, "impl": "rucio.rse.protocols.gfal.Default", "domains": domains})
+        for path in files:
+            replica = {
+                "scope": "test",
+                "name": path.name,
+                "bytes": path.stat().st_size,
+                "adler32": "00000001",
+            }
+            admin.add_replicas(rse, [replica])
 
     def user_token(self, **claims) -> str:
         """An access token of jdoe, as the facility hands it to the user's server (see TokenIssuer.issue)."""
@@ -159,43 +213,17 @@ def _wait_for_rucio(url: str, ca: Path, process: subprocess.Popen, log: Path) ->
 
 
 def _register(site: SecureSite, files: list[Path]) -> None:
-    """As rucio's root (userpass through the TLS front end): account jdoe with its two identities, RSEs,
-    scope, replicas."""
-    from rucio.client import Client
-
-    admin = Client(
-        rucio_host=site.rucio_url,
-        auth_host=site.rucio_url,
-        account="root",
-        auth_type="userpass",
-        creds={"username": USERNAME, "password": PASSWORD},
-        ca_cert=str(site.cert),
-    )
+    """Account jdoe with its two identities, the RSEs of the storage, scope `test`, the replicas."""
+    admin = site.admin()
     admin.add_account(ACCOUNT, "USER", "jdoe@example.org")
     admin.add_identity(ACCOUNT, site.grid.user_dn, "X509", "jdoe@example.org", default=True)
     admin.add_identity(
         ACCOUNT, f"SUB={TOKEN_SUBJECT}, ISS={site.issuer.issuer}", "OIDC", "jdoe@example.org", default=True
     )
-    port = int(site.storage_url.rsplit(":", 1)[1])
-    domains = {"lan": {"read": 1, "write": 1, "delete": 1}, "wan": {"read": 1, "write": 1, "delete": 1}}
-    for rse, prefix in (("SECURE_DISK", "/token/"), ("X509_DISK", "/x509/")):
-        admin.add_rse(rse)
-        admin.add_protocol(
-            rse,
-            {
-                "scheme": "https",
-                "hostname": "127.0.0.1",
-                "port": port,
-                "prefix": prefix,
-                "impl": "rucio.rse.protocols.gfal.Default",
-                "domains": domains,
-            },
-        )
     admin.add_scope("root", "test")
-    for path in files:
-        replica = {"scope": "test", "name": path.name, "bytes": path.stat().st_size, "adler32": "00000001"}
-        for rse in ("SECURE_DISK", "X509_DISK"):
-            admin.add_replicas(rse, [replica])
+    port = int(site.storage_url.rsplit(":", 1)[1])
+    site.add_rse("SECURE_DISK", "https", port, "/token/", files)
+    site.add_rse("X509_DISK", "https", port, "/x509/", files)
 
 
 def start_secure_site(run: Path, root: Path, files: list[Path]) -> SecureSite:

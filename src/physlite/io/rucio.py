@@ -62,7 +62,8 @@ def replica_client(did: str = "rucio"):
     )
 
     host, auth_type = _configured("auth_host") or _configured("rucio_host"), _auth_type()
-    if auth_type == "oidc" and bearer_token() is None:
+    # (without a host, the client's configuration error below says more)
+    if auth_type == "oidc" and host and bearer_token() is None:
         raise AccessDenied(
             did,
             f"the rucio server {host} takes your bearer token (auth type oidc), but none was found: set "
