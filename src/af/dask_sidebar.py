@@ -97,10 +97,13 @@ class GatewayClusters:
     async def identity(self, name: str) -> dict[str, Any] | None:
         """The scheduler's identity (workers with threads and memory), read through the dashboard route."""
         url = f"{self.gateway.address}/clusters/{name}/json/identity.json"
-        response = await httpclient.AsyncHTTPClient().fetch(
-            url, headers={"Authorization": f"token {server_token()}"}, raise_error=False, request_timeout=10
-        )
-        return json.loads(response.body) if response.code == 200 else None
+        try:
+            response = await httpclient.AsyncHTTPClient().fetch(
+                url, headers={"Authorization": f"token {server_token()}"}, request_timeout=10
+            )
+            return json.loads(response.body)
+        except (httpclient.HTTPClientError, OSError, ValueError):
+            return None  # a scheduler still starting or gone: listed without workers rather than not at all
 
     async def model(self, report: ClusterReport) -> dict[str, Any]:
         identity = await self.identity(report.name) if report.scheduler_address else None

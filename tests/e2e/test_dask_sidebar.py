@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 from tornado import web
-from tornado.httputil import HTTPServerRequest
+from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from af.dask_sidebar import prepend_handlers, worker_summary
 from tests.e2e.test_browser import LAB_READY, sign_in
@@ -170,7 +170,9 @@ def test_prepended_handlers_win_over_earlier_ones():
     app = web.Application([(r"/dask/clusters/?", Named, {"name": "first"})])
     app.add_handlers(".*$", [(r"/dask/clusters/?", Named, {"name": "labextension"})])
     prepend_handlers(app, [(r"/dask/clusters/?", Named, {"name": "ours"})])
-    request = HTTPServerRequest(method="GET", uri="/dask/clusters", headers=None)
-    request.host = "127.0.0.1"
+    request = HTTPServerRequest(
+        start_line=RequestStartLine("GET", "/dask/clusters", "HTTP/1.1"),
+        headers=HTTPHeaders({"Host": "127.0.0.1"}),
+    )
     delegate = app.find_handler(request)
     assert delegate.handler_kwargs == {"name": "ours"}

@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from traitlets.config import Config
 
 from af.servicex_config import write_private_atomically
+from hub_config import configure
 from tests.e2e.conftest import ACCESS_TOKEN_TTL, SERVICEX_ENDPOINT, http_login
 from tests.e2e.test_isolation import start_server, stop_server
+from tests.hub_config.test_hub_configure import DISCOVERY, env, settings_for  # noqa: F401 (env: a fixture)
 
 USER = "user29"
 CHECK_SECONDS = 2  # the user's own server setting: checks often, so the test needs not wait a minute
@@ -76,3 +79,14 @@ def test_private_file_replaced_atomically_with_mode_0600(tmp_path):
     assert path.read_text() == "new"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["servicex.yaml"]
+
+
+@pytest.mark.parametrize("endpoint", ["https://servicex.example.org", ""])
+def test_local_servers_get_the_servicex_endpoint(env, tmp_path, endpoint):  # noqa: F811
+    c = Config()
+    configure(
+        c,
+        settings_for("local", local={"state_dir": str(tmp_path)}, servicex={"endpoint": endpoint}),
+        DISCOVERY,
+    )
+    assert c.Spawner.environment.get("AF_SERVICEX_ENDPOINT") == (endpoint or None)
