@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 import uproot
 
+import physlite
+import physlite.io.remote as remote_module
+from physlite.catalogue import forget_catalogues
 from physlite.io import AccessDenied, NotFound, RangeError, RemoteError, open_source
 from physlite.io.connections import close_idle_connections
 from physlite.io.http import HTTPSource
@@ -252,3 +255,16 @@ def test_kept_alive_connection_closed_meanwhile_is_replaced_without_a_retry(ngin
         assert source.stats.requests > requests
         assert source.stats.connections > connections_before  # the dead ones were replaced
         assert source.stats.retries == 0
+
+
+def test_a_tree_bigger_than_the_tail_guess_costs_one_more_request(nginx, r21_path, monkeypatch):
+    # the r21 example's tree key starts 209 KB before the end: a 64 KB guess misses it
+    monkeypatch.setattr(remote_module, "DEFAULT_TAIL", 64 * 1024)
+    close_idle_connections()
+    forget_catalogues()  # read the metadata, even if an earlier test opened this URL
+    url = nginx.url(r21_path.name)
+    with physlite.open(url, ca_file=str(nginx.cert), metadata_cache=False) as file:
+        stats = file._source.stats
+        assert file.num_entries == 40
+        assert stats.requests == 3  # head and tail in the first round, then the tree key up to the tail
+        assert stats.bytes < 64 * 1024 + 64 * 1024 + 209_069 + 1000

@@ -1,8 +1,9 @@
 """Which on-disk layout a branch has, from its C++ type and streamer information.
 
-Each layout has one kernel in :mod:`physlite.decode.kernels`. The classification uses the interpretation that
-uproot derives from the file's streamers (uproot parses the file's metadata for us) plus the C++ type name, and
-refuses what no kernel can decode with :class:`physlite.errors.UnsupportedTypeError`.
+Each layout has one kernel in :mod:`physlite.decode.kernels`. Files are classified from their type names by
+:mod:`physlite.decode.typenames` (through :mod:`physlite.branch_types`); :func:`classify` here does the same from
+the interpretation uproot derives, for files whose tree only uproot's full parse can read. Both refuse what no
+kernel can decode with :class:`physlite.errors.UnsupportedTypeError`.
 """
 
 from __future__ import annotations

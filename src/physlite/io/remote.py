@@ -23,6 +23,7 @@ from physlite.io.source import BaseSource, Fetched
 from physlite.io.urls import redact
 
 READAHEAD = 64 * 1024  # a metadata read that misses the prefetched bytes fetches at least this much
+FILL_GAP = 8 * 1024 * 1024  # ... and up to the next prefetched segment when that is this close (the tree key)
 SMALL_FETCH = 1 << 20  # fetches up to this size are served from the metadata bytes when they cover them
 MIN_SPLIT = 256 * 1024  # requests are not cut smaller than this for the sake of parallelism
 BATCH_WINDOW = 0.002  # seconds: prefetches closer together than this are read as one batch
@@ -43,6 +44,12 @@ class Segments:
             i = bisect.bisect_right(self._starts, start)
             self._starts.insert(i, start)
             self._data.insert(i, data)
+
+    def next_start(self, position: int) -> int | None:
+        """Where the first segment after ``position`` starts, or None."""
+        with self._lock:
+            i = bisect.bisect_right(self._starts, position)
+            return self._starts[i] if i < len(self._starts) else None
 
     def get(self, start: int, stop: int) -> np.ndarray | None:
         """A view of [start, stop) if one segment holds all of it."""
@@ -194,7 +201,13 @@ class RemoteSource(BaseSource):
             self._recorded.append((start, stop))
         data = self._segments.get(start, stop)
         if data is None:
-            self._read_segments([(start, min(self.size, max(stop, start + READAHEAD)))])
+            # a miss before the prefetched tail is the start of a tree key bigger than the guess: its header,
+            # then its body, are read next; one request up to the tail serves both
+            following = self._segments.next_start(start)
+            end = max(stop, start + READAHEAD)
+            if following is not None and stop < following <= start + FILL_GAP:
+                end = max(stop, following)
+            self._read_segments([(start, min(self.size, end))])
             data = self._segments.get(start, stop)
             assert data is not None
         return data
