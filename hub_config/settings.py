@@ -30,7 +30,7 @@ gateway:
   service_url: http://127.0.0.1:8788   # where the hub's proxy sends /services/dask-gateway/ (dashboard guard)
   api_token_env: AF_GATEWAY_API_TOKEN  # env var with the gateway's hub service token
   cluster_idle_timeout: 1800    # seconds without activity before a cluster is stopped (0 = never)
-  limits:                       # max_clusters: active clusters per user; the others per cluster
+  limits:                       # totals per user over all their clusters (schedulers included)
     {max_clusters: 2, max_workers: 8, max_cores: 8, max_memory: 16G}  # (cores/memory include the scheduler)
   worker: {cores: 1, memory: 2G}   # defaults offered in the cluster options
 services:
