@@ -43,7 +43,8 @@ from jupyter_server.utils import url_path_join
 from jupyter_server_proxy.handlers import ProxyHandler
 from tornado import httpclient, web
 
-CLUSTER_ID = r"(?P<cluster_id>[^/]+)"
+# Gateway names are uuid hex, "<namespace>.<hex>" in Kubernetes; never "." or "..".
+CLUSTER_ID = r"(?P<cluster_id>[A-Za-z0-9_-][A-Za-z0-9_.-]*)"
 # Credentials of the browser are for this server; the gateway gets the server's own token instead.
 DROPPED_HEADERS = ("Cookie", "Authorization", "Host")
 
