@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import awkward as ak
 import numpy as np
 import pytest
-from servers import xrootd_token
+from servers import xrootd_gsi, xrootd_token
 from servers.secure_site import start_secure_site
 
 import physlite
@@ -256,8 +256,12 @@ def test_storage_checks_the_client_certificate(site, user, r22_path):
 
 READ_IN_OWN_PROCESS = """
 import json, sys
+from pathlib import Path
 import physlite
 from physlite.io import AccessDenied
+from physlite.io.credentials import store_proxy
+if len(sys.argv) > 2:  # what the upload widget does with the uploaded file
+    store_proxy(Path(sys.argv[2]).read_bytes(), Path(sys.argv[3]))
 try:
     with physlite.open(sys.argv[1], schemes=["root"]) as file:
         values = file.arrays(["EventInfoAuxDyn.eventNumber"])["EventInfoAuxDyn.eventNumber"].tolist()
@@ -308,3 +312,47 @@ def test_bearer_token_reads_root_replica_through_rucio(
             f"AccessDenied: {did}: every replica refused the credentials: XROOTD_TOKEN_DISK: " in done.stderr
         )
         assert "permission denied" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def xrootd_gsi_disk(site, r22_path):
+    """RSE XROOTD_GSI_DISK: XRootD that takes proxies of the test CA (servers.xrootd_gsi)."""
+    server = xrootd_gsi.start_xrootd_gsi({f"test/{r22_path.name}": r22_path}, site.grid)
+    site.add_rse("XROOTD_GSI_DISK", "root", server.root_port, "//", [r22_path])
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("whose", ["user", "stranger"])
+def test_uploaded_real_proxy_reads_root_replica_through_rucio(
+    site, xrootd_gsi_disk, xrootd_token_disk, r22_path, local_arrays, tmp_path, whose
+):
+    """The original demo with a real RFC 3820 proxy: upload, rucio (its entry that verifies proxies, as mod_ssl
+    does at grid sites) finds the account by the proxy's DN, XRootD's GSI reads the replica with it."""
+    proxy = site.grid.proxy if whose == "user" else site.grid.stranger_proxy
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("BEARER_TOKEN", "X509", "RUCIO"))}
+    environment.update(
+        RUCIO_CONFIG=str(site.client_config(f"grid-{whose}", grid=True)),
+        XDG_RUNTIME_DIR=str(tmp_path),  # no token of anyone's
+        **xrootd_gsi.client_environment(site.grid, None),
+    )
+    did = f"rucio://test/{r22_path.name}"
+    done = subprocess.run(
+        [sys.executable, "-c", READ_IN_OWN_PROCESS, did, str(proxy), str(tmp_path / "x509up_uploaded")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if whose == "user":
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads(done.stdout)
+        # the token replica refused the proxy-only user; the GSI one served the file
+        assert result["location"] == xrootd_gsi_disk.url(f"test/{r22_path.name}")
+        assert result["values"] == local_arrays["EventInfoAuxDyn.eventNumber"].tolist()
+    else:
+        assert done.returncode == 3, done.stderr[-2000:]
+        assert (
+            f"AccessDenied: {did}: the rucio server {site.rucio_grid_url} refused the X509 proxy"
+            in done.stderr
+        )

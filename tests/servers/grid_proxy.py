@@ -8,9 +8,8 @@ certificates), a host certificate, and the user's proxy in two forms, plus the s
   nginx cannot verify a real proxy: OpenSSL accepts proxy certificates only with the
   X509_V_FLAG_ALLOW_PROXY_CERTS flag, which nginx never sets, and OpenSSL >= 1.1 ignores the old
   OPENSSL_ALLOW_PROXY_CERTS variable (`openssl verify` without `-allow_proxy_certs` answers "proxy
-  certificates not allowed"). Grid sites verify proxies with mod_ssl, XRootD or dCache. With nginx the tests
-  check the part that is ours: the client presents the uploaded file as its certificate, the front end
-  verifies it against the CA and hands rucio the DN, and rucio strips the proxy CN to find the account.
+  certificates not allowed"). Grid sites verify proxies with mod_ssl, XRootD or dCache; here XRootD's GSI and
+  the rucio entry that terminates TLS itself (servers.rucio_tls_backend) verify `proxy`, nginx `tls_proxy`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ One nginx (https, certificate of servers.common) fronts three services:
 - storage: /token/<file> only with a bearer token the validator accepts (nginx `auth_request`), /x509/<file>
   only with a client certificate signed by the test CA.
 
+rucio has a second entry, `rucio_grid_url`, where its backend terminates TLS itself with proxy certificates
+allowed (nginx cannot verify real RFC 3820 proxies, see servers.grid_proxy): the uploaded proxy of the
+original demo authenticates there. Tests add RSEs for XRootD with `add_rse`.
+
 The rucio database holds RSE SECURE_DISK (https, prefix /token/), RSE X509_DISK (https, prefix /x509/), scope
 `test` and a replica of each served file on both.
 """
@@ -116,6 +120,7 @@ class SecureSite:
     validator: TokenValidator
     grid: GridCredentials
     rucio_url: str
+    rucio_grid_url: str  # the same rucio, TLS terminated by the backend with proxy certificates allowed
     storage_url: str
     nginx: subprocess.Popen
     rucio: subprocess.Popen
@@ -136,12 +141,13 @@ class SecureSite:
                 (folder / f"{subject_hash}.0").write_bytes(path.read_bytes())
         return folder
 
-    def client_config(self, name: str, auth_type: str | None = None) -> Path:
+    def client_config(self, name: str, auth_type: str | None = None, grid: bool = False) -> Path:
         """A user's rucio client configuration (its own token cache); `auth_type` None leaves it to
-        $RUCIO_AUTH_TYPE."""
+        $RUCIO_AUTH_TYPE; `grid` uses the entry that verifies real proxies (rucio_grid_url)."""
         folder = self.run / "clients" / name
         folder.mkdir(parents=True, exist_ok=True)
-        text = CLIENT_CONFIG.format(url=self.rucio_url, ca_cert=self.cert, token_file=folder / "token")
+        url, ca_cert = (self.rucio_grid_url, self.grid.ca_cert) if grid else (self.rucio_url, self.cert)
+        text = CLIENT_CONFIG.format(url=url, ca_cert=ca_cert, token_file=folder / "token")
         if auth_type:
             text += f"auth_type = {auth_type}\n"
         (folder / "rucio.cfg").write_text(text)
@@ -233,7 +239,7 @@ def start_secure_site(run: Path, root: Path, files: list[Path]) -> SecureSite:
     run.mkdir(parents=True, exist_ok=True)
     cert, key = self_signed_certificate(run)
     grid = make_grid_credentials(run / "grid")
-    issuer_port, rucio_port, storage_port = free_port(), free_port(), free_port()
+    issuer_port, rucio_port, storage_port, grid_port = free_port(), free_port(), free_port(), free_port()
     issuer = TokenIssuer(f"https://127.0.0.1:{issuer_port}")
     issuer.publish(run / "issuer")
 
@@ -255,7 +261,7 @@ def start_secure_site(run: Path, root: Path, files: list[Path]) -> SecureSite:
     log = open(run / "rucio.log", "wb")  # noqa: SIM115 (kept open for the server's lifetime)
     rucio = subprocess.Popen(
         [str(RUCIO_ENV / "bin" / "python"), str(Path(__file__).with_name("rucio_tls_backend.py")),
-         str(run / "rucio.sock")],
+         str(run / "rucio.sock"), str(grid_port), str(grid.host_cert), str(grid.host_key), str(grid.ca_dir)],
         env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=run,
     )  # fmt: skip
 
@@ -288,6 +294,7 @@ def start_secure_site(run: Path, root: Path, files: list[Path]) -> SecureSite:
         validator=validator,
         grid=grid,
         rucio_url=f"https://127.0.0.1:{rucio_port}",
+        rucio_grid_url=f"https://127.0.0.1:{grid_port}",
         storage_url=f"https://127.0.0.1:{storage_port}",
         nginx=nginx,
         rucio=rucio,

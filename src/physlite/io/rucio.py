@@ -90,7 +90,35 @@ def replica_client(did: str = "rucio"):
                 f"read as a rucio DID, but the rucio client configuration is missing or broken "
                 f"({_message(error)}); set RUCIO_CONFIG",
             ) from None
+        if auth_type in ("x509", "x509_proxy") and host and _accepts_tls_without_certificate(host):
+            # it is up, but closed the TLS handshake in which the proxy was presented
+            raise AccessDenied(
+                did,
+                f"the rucio server {host} refused the X509 proxy in the TLS handshake (not signed by a CA it "
+                "trusts, or expired)",
+            ) from None
         raise RucioError(did, f"cannot reach the rucio server {host}: {_message(error)}") from None
+
+
+def _accepts_tls_without_certificate(url: str, timeout: float = 5.0) -> bool:
+    """Whether the server at `url` completes a TLS handshake in which the client presents no certificate."""
+    import socket
+    import ssl
+
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        return False
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only the server's willingness matters here, not its identity
+    try:
+        with (
+            socket.create_connection((parts.hostname, parts.port or 443), timeout=timeout) as connection,
+            context.wrap_socket(connection, server_hostname=parts.hostname),
+        ):
+            return True
+    except OSError:
+        return False
 
 
 def _configured(option: str) -> str | None:
