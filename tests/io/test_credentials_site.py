@@ -24,7 +24,7 @@ from servers import xrootd_gsi, xrootd_token
 from servers.secure_site import start_secure_site
 
 import physlite
-from physlite.io import AccessDenied, CredentialError, open_source
+from physlite.io import AccessDenied, CredentialError, RucioError, open_source
 from physlite.io.credentials import proxy_upload_widget, store_facility_token, store_proxy, store_token
 
 BRANCHES = ["AnalysisElectronsAuxDyn.pt", "AnalysisJetsAuxDyn.eta", "EventInfoAuxDyn.eventNumber"]
@@ -227,6 +227,18 @@ def test_missing_proxy_is_a_clear_error(site, user, tmp_path, r22_path):
 def _first_bytes(source) -> bytes:
     buffer, offsets = source.fetch(np.array([0]), np.array([4096]))
     return bytes(buffer[offsets[0] : offsets[0] + 4096])
+
+
+def test_unreachable_rucio_is_not_mistaken_for_a_refused_proxy(site, user, tmp_path, r22_path):
+    from servers.common import free_port
+
+    nowhere = f"https://127.0.0.1:{free_port()}"
+    config = tmp_path / "rucio.cfg"
+    config.write_text(site.client_config("nowhere").read_text().replace(site.rucio_url, nowhere))
+    user.setenv("RUCIO_CONFIG", str(config))
+    store_proxy(site.grid.tls_proxy.read_bytes(), tmp_path / "x509up_test")
+    with pytest.raises(RucioError, match=rf"cannot reach the rucio server {nowhere}"):
+        physlite.open(f"rucio://test/{r22_path.name}")
 
 
 def test_storage_checks_the_token_itself(site, user, r22_path):
