@@ -16,6 +16,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import awkward as ak
 import numpy as np
@@ -75,6 +76,23 @@ def user(site, monkeypatch, tmp_path):
 def local_arrays(r22_path):
     with physlite.open(r22_path) as file:
         return file.arrays(BRANCHES)
+
+
+def _upload_through_widget(proxy: Path, stored: Path) -> str:
+    """What the user does in the notebook: pick the proxy file in the upload widget; returns its status."""
+    widget = proxy_upload_widget(stored)
+    upload, status = widget.children
+    content = proxy.read_bytes()
+    upload.value = (
+        {
+            "name": "x509up_u1000",
+            "type": "",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime.now(UTC),
+        },
+    )
+    return status.value
 
 
 def _assert_reads_like_local(location: str, local_arrays, expected_area: str) -> None:
@@ -148,19 +166,7 @@ def test_uploaded_proxy_reads_through_rucio_and_certificate_protected_storage(
     site, user, tmp_path, r22_path, local_arrays
 ):
     """The original demo: upload your proxy in the notebook, then read through rucio."""
-    widget = proxy_upload_widget(tmp_path / "x509up_upload")
-    upload, status = widget.children
-    content = site.grid.tls_proxy.read_bytes()
-    upload.value = (
-        {
-            "name": "x509up_u1000",
-            "type": "",
-            "size": len(content),
-            "content": memoryview(content),
-            "last_modified": datetime.now(UTC),
-        },
-    )
-    assert "Proxy stored" in status.value
+    assert "Proxy stored" in _upload_through_widget(site.grid.tls_proxy, tmp_path / "x509up_upload")
     assert os.environ["RUCIO_AUTH_TYPE"] == "x509_proxy"
     # rucio found account jdoe by the proxy's DN (the proxy CN stripped); the token-only replica refused the
     # proxy-only user, and the certificate-protected one served the file
@@ -328,9 +334,11 @@ def test_bearer_token_reads_root_replica_through_rucio(
 
 @pytest.fixture(scope="module")
 def xrootd_gsi_disk(site, r22_path):
-    """RSE XROOTD_GSI_DISK: XRootD that takes proxies of the test CA (servers.xrootd_gsi)."""
+    """RSEs XROOTD_GSI_DISK (root://) and XROOTD_GSI_HTTPS (https://, XrdHttp): XRootD that takes proxies of
+    the test CA (servers.xrootd_gsi)."""
     server = xrootd_gsi.start_xrootd_gsi({f"test/{r22_path.name}": r22_path}, site.grid)
     site.add_rse("XROOTD_GSI_DISK", "root", server.root_port, "//", [r22_path])
+    site.add_rse("XROOTD_GSI_HTTPS", "https", server.http_port, "/", [r22_path])
     yield server
     server.stop()
 
@@ -368,3 +376,18 @@ def test_uploaded_real_proxy_reads_root_replica_through_rucio(
             f"AccessDenied: {did}: the rucio server {site.rucio_grid_url} refused the X509 proxy"
             in done.stderr
         )
+
+
+def test_uploaded_real_proxy_reads_https_replica_through_rucio(
+    site, user, xrootd_gsi_disk, tmp_path, r22_path, local_arrays
+):
+    """The demo over https in the notebook's own process: the real proxy is refused by nginx's two replicas
+    (no token; a proxy nginx cannot verify) and read from XrdHttp, which verifies it."""
+    user.setenv("RUCIO_CONFIG", str(site.client_config(tmp_path.name + "-grid", grid=True)))
+    user.setenv("X509_CERT_DIR", str(site.ca_dir))
+    assert "Proxy stored" in _upload_through_widget(site.grid.proxy, tmp_path / "x509up_upload")
+    with physlite.open(f"rucio://test/{r22_path.name}", schemes=["https"]) as file:
+        assert file.location == xrootd_gsi.https_url(xrootd_gsi_disk, f"test/{r22_path.name}")
+        remote = file.arrays(BRANCHES)
+    for name in BRANCHES:
+        assert ak.array_equal(remote[name], local_arrays[name]), name

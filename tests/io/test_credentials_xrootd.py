@@ -20,6 +20,7 @@ from servers.grid_proxy import make_grid_credentials
 from servers.token_issuer import TokenIssuer
 
 import physlite
+from physlite.io import AccessDenied, RemoteError, open_source
 
 BRANCH = "EventInfoAuxDyn.eventNumber"
 READ = """
@@ -42,7 +43,7 @@ def grid(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gsi_server(grid, r22_path):
-    server = xrootd_gsi.start_xrootd_gsi({r22_path.name: r22_path}, grid)
+    server = xrootd_gsi.start_xrootd_gsi({f"test/{r22_path.name}": r22_path}, grid)
     yield server
     server.stop()
 
@@ -79,9 +80,8 @@ def _read_in_own_process(url: str, environment: dict[str, str]) -> subprocess.Co
 
 
 def test_proxy_reads_what_is_read_locally(gsi_server, grid, r22_path, local_values):
-    done = _read_in_own_process(
-        gsi_server.url(r22_path.name), xrootd_gsi.client_environment(grid, grid.proxy)
-    )
+    url = gsi_server.url(f"test/{r22_path.name}")
+    done = _read_in_own_process(url, xrootd_gsi.client_environment(grid, grid.proxy))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == local_values
 
@@ -89,7 +89,7 @@ def test_proxy_reads_what_is_read_locally(gsi_server, grid, r22_path, local_valu
 @pytest.mark.parametrize("which", ["missing", "untrusted CA", "not a proxy"])
 def test_bad_or_missing_proxy_is_refused_with_a_clear_error(gsi_server, grid, r22_path, which):
     proxy = {"missing": None, "untrusted CA": grid.stranger_proxy, "not a proxy": grid.tls_proxy}[which]
-    url = gsi_server.url(r22_path.name)
+    url = gsi_server.url(f"test/{r22_path.name}")
     done = _read_in_own_process(url, xrootd_gsi.client_environment(grid, proxy))
     assert done.returncode == 3, done.stderr[-2000:]
     assert f"AccessDenied: {url}: " in done.stderr
@@ -122,3 +122,27 @@ def test_bad_or_missing_token_is_refused_with_a_clear_error(token_server, grid, 
     # without the read scope logs in, and SciTokens refuses the open
     assert ("permission denied" if which == "without storage.read" else "Auth failed") in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_https_with_a_real_proxy_reads_what_is_read_locally(gsi_server, grid, r22_path, local_values):
+    """XrdHttp verifies the RFC 3820 proxy that the https source presents as its client certificate."""
+    url = xrootd_gsi.https_url(gsi_server, f"test/{r22_path.name}")
+    options = {"x509_proxy": str(grid.proxy), "ca_file": str(grid.ca_cert), "token": ""}
+    with physlite.open(url, **options) as file:
+        assert file.arrays([BRANCH])[BRANCH].tolist() == local_values
+
+
+@pytest.mark.parametrize("which", ["missing", "not a proxy, DN not in the grid-mapfile"])
+def test_https_without_the_users_proxy_is_403(gsi_server, grid, r22_path, which):
+    url = xrootd_gsi.https_url(gsi_server, f"test/{r22_path.name}")
+    proxy = None if which == "missing" else str(grid.tls_proxy)
+    with pytest.raises(AccessDenied, match=rf"{url}: HTTP 403"):
+        open_source(url, x509_proxy=proxy, ca_file=str(grid.ca_cert), token="", metadata_cache=False)
+
+
+def test_https_with_a_proxy_of_an_untrusted_ca_is_refused(gsi_server, grid, r22_path):
+    # XrdHttp ends the TLS connection when the client certificate does not verify: the client sees the
+    # connection closed or reset without an HTTP answer (no status to tell a refused certificate from a crash)
+    url = xrootd_gsi.https_url(gsi_server, f"test/{r22_path.name}")
+    with pytest.raises(RemoteError, match=rf"{url}: connection to 127.0.0.1:\d+ failed: "):
+        open_source(url, x509_proxy=str(grid.stranger_proxy), ca_file=str(grid.ca_cert), token="", retries=0)

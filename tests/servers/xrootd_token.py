@@ -59,18 +59,19 @@ def _key_cache(folder: Path, issuer: TokenIssuer) -> Path:
 
 def start_xrootd_token(files: dict[str, Path], issuer: TokenIssuer, grid: GridCredentials) -> XRootD:
     """Serve `files` ({path in the server: file}) to clients with a valid token of `issuer` only."""
-    staging = Path(tempfile.mkdtemp(prefix="physlite-xrootd-token-"))
-    (staging / "scitokens.cfg").write_text(SCITOKENS.format(audience=WLCG_ANY, issuer=issuer.issuer))
-    private = {
-        "certificates": grid.ca_dir,
-        "hostcert.pem": grid.host_cert,
-        "hostkey.pem": grid.host_key,
-        "scitokens.cfg": staging / "scitokens.cfg",
-        "cache": _key_cache(staging / "cache", issuer),
-    }
-    return start_xrootd(
-        files, security=SECURITY, private=private, environment={"XDG_CACHE_HOME": "{run}/cache"}
-    )
+    with tempfile.TemporaryDirectory(prefix="physlite-xrootd-token-") as folder:
+        staging = Path(folder)
+        (staging / "scitokens.cfg").write_text(SCITOKENS.format(audience=WLCG_ANY, issuer=issuer.issuer))
+        private = {
+            "certificates": grid.ca_dir,
+            "hostcert.pem": grid.host_cert,
+            "hostkey.pem": grid.host_key,
+            "scitokens.cfg": staging / "scitokens.cfg",
+            "cache": _key_cache(staging / "cache", issuer),
+        }
+        return start_xrootd(
+            files, security=SECURITY, private=private, environment={"XDG_CACHE_HOME": "{run}/cache"}
+        )
 
 
 def client_environment(grid: GridCredentials, token: str | None) -> dict[str, str]:
