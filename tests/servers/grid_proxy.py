@@ -66,6 +66,13 @@ def _signed(folder: Path, name: str, subject: str, issuer: tuple[Path, Path], se
     return cert, key
 
 
+def subject_hash(cert: Path) -> str:
+    """The name OpenSSL looks a CA up by in a CA folder (<hash>.0)."""
+    return subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(cert)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
 def _private(path: Path, *parts: Path) -> Path:
     path.write_bytes(b"".join(part.read_bytes() for part in parts))
     path.chmod(0o600)
@@ -87,10 +94,7 @@ def make_grid_credentials(folder: Path, user_dn: str = "/DC=test/O=physlite/CN=J
     openssl_self_signed(ca[0], ca[1], "/DC=test/O=physlite/CN=physlite test CA")
     ca_dir = folder / "certificates"
     ca_dir.mkdir(exist_ok=True)
-    subject_hash = subprocess.run(
-        ["openssl", "x509", "-hash", "-noout", "-in", str(ca[0])], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    shutil.copyfile(ca[0], ca_dir / f"{subject_hash}.0")
+    shutil.copyfile(ca[0], ca_dir / f"{subject_hash(ca[0])}.0")
     host_cert, host_key = _signed(folder, "host", "/DC=test/O=physlite/CN=localhost", ca, "host", 4096)
     stranger_ca = folder / "stranger-ca.crt", folder / "stranger-ca.key"
     openssl_self_signed(stranger_ca[0], stranger_ca[1], "/CN=some other CA")

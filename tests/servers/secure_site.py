@@ -14,8 +14,9 @@ rucio has a second entry, `rucio_grid_url`, where its backend terminates TLS its
 allowed (nginx cannot verify real RFC 3820 proxies, see servers.grid_proxy): the uploaded proxy of the
 original demo authenticates there. Tests add RSEs for XRootD with `add_rse`.
 
-The rucio database holds RSE SECURE_DISK (https, prefix /token/), RSE X509_DISK (https, prefix /x509/), scope
-`test` and a replica of each served file on both.
+The rucio database holds account jdoe (identities: the proxy's DN and the token's subject), RSE SECURE_DISK
+(https, prefix /token/), RSE X509_DISK (https, prefix /x509/), scope `test` and a replica of each served file
+on both.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servers.common import free_port, self_signed_certificate, stop, wait_for_port
-from servers.grid_proxy import GridCredentials, make_grid_credentials
+from servers.grid_proxy import GridCredentials, make_grid_credentials, subject_hash
 from servers.nginx import NGINX
 from servers.rucio_server import PASSWORD, RUCIO_ENV, USERNAME, bootstrap_rucio
 from servers.token_issuer import TokenIssuer, TokenValidator
@@ -132,13 +133,7 @@ class SecureSite:
         if not folder.exists():
             folder.mkdir()
             for path in (self.cert, self.grid.ca_cert):
-                subject_hash = subprocess.run(
-                    ["openssl", "x509", "-hash", "-noout", "-in", str(path)],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout.strip()
-                (folder / f"{subject_hash}.0").write_bytes(path.read_bytes())
+                (folder / f"{subject_hash(path)}.0").write_bytes(path.read_bytes())
         return folder
 
     def client_config(self, name: str, auth_type: str | None = None, grid: bool = False) -> Path:
@@ -235,7 +230,8 @@ def _register(site: SecureSite, files: list[Path]) -> None:
 def start_secure_site(run: Path, root: Path, files: list[Path]) -> SecureSite:
     """Start the site in `run`, serving `root` (whose `test/` holds `files`), and register the files in rucio.
 
-    The rucio client library is configured explicitly here; callers clear rucio's cached configuration."""
+    rucio's client library caches its configuration per process: callers clear it (clean_cached_config)
+    before and after using the site."""
     run.mkdir(parents=True, exist_ok=True)
     cert, key = self_signed_certificate(run)
     grid = make_grid_credentials(run / "grid")
@@ -255,9 +251,8 @@ def start_secure_site(run: Path, root: Path, files: list[Path]) -> SecureSite:
     }
     (run / "idpsecrets.json").write_text(json.dumps(secrets))
     environment = bootstrap_rucio(run, OIDC_CONFIG.format(run=run))
-    environment["REQUESTS_CA_BUNDLE"] = str(
-        cert
-    )  # rucio fetches the issuer's configuration and keys over https
+    # rucio fetches the issuer's configuration and keys over https
+    environment["REQUESTS_CA_BUNDLE"] = str(cert)
     log = open(run / "rucio.log", "wb")  # noqa: SIM115 (kept open for the server's lifetime)
     rucio = subprocess.Popen(
         [str(RUCIO_ENV / "bin" / "python"), str(Path(__file__).with_name("rucio_tls_backend.py")),
