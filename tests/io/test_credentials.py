@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from datetime import UTC, datetime
 
 import pytest
 from servers.common import openssl_self_signed
+from servers.hub_users_api import HubUsersAPI
 
 from physlite.io import CredentialError
-from physlite.io.credentials import bearer_token, proxy_upload_widget, store_proxy, store_token, x509_proxy
+from physlite.io.credentials import (
+    FACILITY_TOKEN_FILE,
+    bearer_token,
+    proxy_upload_widget,
+    store_facility_token,
+    store_proxy,
+    store_token,
+    token_expiry,
+    x509_proxy,
+)
 
 NOW = datetime.now(UTC)
 
@@ -23,6 +34,10 @@ def clean_environment(monkeypatch, tmp_path):
         "XDG_RUNTIME_DIR",
         "X509_USER_PROXY",
         "RUCIO_AUTH_TYPE",
+        FACILITY_TOKEN_FILE,
+        "JUPYTERHUB_API_URL",
+        "JUPYTERHUB_API_TOKEN",
+        "JUPYTERHUB_USER",
     ):
         monkeypatch.setenv(variable, "")  # recorded, so that what store_proxy sets is undone afterwards
         monkeypatch.delenv(variable)
@@ -72,6 +87,52 @@ def test_store_token_refuses_what_is_not_a_token(clean_environment, tmp_path, ju
         store_token(junk, tmp_path / "bt")
     assert not (tmp_path / "bt").exists()
     assert "RUCIO_AUTH_TYPE" not in os.environ
+
+
+def _jwt(lifetime: float) -> str:
+    import jwt
+
+    return jwt.encode(
+        {"sub": "jdoe", "exp": int(time.time() + lifetime)},
+        "an HMAC key of 32 bytes or more, not verified here",
+        algorithm="HS256",
+    )
+
+
+def test_token_expiry_is_read_from_jwts_only():
+    token = _jwt(100)
+    assert abs(token_expiry(token) - (time.time() + 100)) < 5
+    assert token_expiry("an-opaque-token") is None
+    assert token_expiry("not.a.jwt") is None
+
+
+def test_facility_token_is_fetched_again_when_it_is_about_to_expire(clean_environment):
+    hub = HubUsersAPI("jdoe", [lambda: _jwt(30), lambda: _jwt(600)])
+    try:
+        for name, value in hub.environment().items():
+            clean_environment.setenv(name, value)
+        stored = store_facility_token()
+        assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+        assert os.environ[FACILITY_TOKEN_FILE] == str(stored)
+        assert bearer_token() == hub.handed_out[1]  # 30 s left: fetched again
+        assert stored.read_text().strip() == hub.handed_out[1]
+        assert bearer_token() == hub.handed_out[1]  # 600 s left: kept
+        assert len(hub.handed_out) == 2
+        store_token(_jwt(10))  # the user's own token replaces the facility's: never replaced by the hub
+        assert FACILITY_TOKEN_FILE not in os.environ
+        assert bearer_token() != hub.handed_out[-1] and len(hub.handed_out) == 2
+    finally:
+        hub.stop()
+
+
+def test_facility_token_that_cannot_be_fetched_again_is_a_clear_error(clean_environment):
+    hub = HubUsersAPI("jdoe", [lambda: _jwt(10)])
+    for name, value in hub.environment().items():
+        clean_environment.setenv(name, value)
+    store_facility_token()
+    hub.stop()
+    with pytest.raises(CredentialError, match="no access token from the facility: cannot reach the hub"):
+        bearer_token()
 
 
 def test_store_proxy_writes_0600_and_configures_sources_and_rucio(clean_environment, tmp_path, proxy_pem):

@@ -13,20 +13,25 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import pytest
 from servers import xrootd_gsi, xrootd_token
+from servers.hub_users_api import HubUsersAPI
 from servers.secure_site import start_secure_site
 
 import physlite
 from physlite.io import AccessDenied, CredentialError, RucioError, open_source
-from physlite.io.credentials import proxy_upload_widget, store_facility_token, store_proxy, store_token
+from physlite.io.credentials import (
+    FACILITY_TOKEN_FILE,
+    proxy_upload_widget,
+    store_facility_token,
+    store_proxy,
+    store_token,
+)
 
 BRANCHES = ["AnalysisElectronsAuxDyn.pt", "AnalysisJetsAuxDyn.eta", "EventInfoAuxDyn.eventNumber"]
 
@@ -61,6 +66,7 @@ def user(site, monkeypatch, tmp_path):
         "JUPYTERHUB_API_URL",
         "JUPYTERHUB_API_TOKEN",
         "JUPYTERHUB_USER",
+        FACILITY_TOKEN_FILE,
     ):
         monkeypatch.setenv(variable, "")  # recorded, so that what store_token/store_proxy set is undone
         monkeypatch.delenv(variable)
@@ -114,52 +120,26 @@ def test_bearer_token_reads_through_rucio_and_token_protected_storage(site, user
     assert answers and set(answers) == {200}
 
 
-@pytest.fixture
-def hub_users_api(site):
-    """The one hub endpoint af.access_token asks (GET /hub/api/users/<name> with the server's API token), as
-    JupyterHub answers it to a server allowed to read its owner's auth_state."""
-    answered = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if (
-                self.path != "/hub/api/users/jdoe"
-                or self.headers.get("Authorization") != "token server-token"
-            ):
-                self.send_error(403)
-                return
-            token = site.user_token()
-            answered.append(token)
-            body = json.dumps({"name": "jdoe", "auth_state": {"access_token": token}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hub/api", answered
-    server.shutdown()
-    server.server_close()
-
-
-def test_facility_token_from_the_hub_reads_through_rucio(site, user, hub_users_api, r22_path, local_arrays):
-    url, answered = hub_users_api
-    with pytest.raises(
-        CredentialError, match="no access token from the facility: JUPYTERHUB_API_URL is not set"
-    ):
-        store_facility_token()
-    user.setenv("JUPYTERHUB_API_URL", url)
-    user.setenv("JUPYTERHUB_API_TOKEN", "server-token")
-    user.setenv("JUPYTERHUB_USER", "jdoe")
-    stored = store_facility_token()
-    assert stored.read_text().strip() == answered[-1]
-    _assert_reads_like_local(f"rucio://test/{r22_path.name}", local_arrays, expected_area="token")
+@pytest.mark.parametrize("first_token", ["valid", "expired"])
+def test_facility_token_from_the_hub_reads_through_rucio(site, user, r22_path, local_arrays, first_token):
+    """As inside a user's server: the token comes from the hub; one that has expired (the hub refreshes it on
+    request) is fetched again before rucio and the storage see it."""
+    lifetime = 600 if first_token == "valid" else -60
+    hub = HubUsersAPI("jdoe", [lambda: site.user_token(lifetime=lifetime), lambda: site.user_token()])
+    try:
+        with pytest.raises(
+            CredentialError, match="no access token from the facility: JUPYTERHUB_API_URL is not set"
+        ):
+            store_facility_token()
+        for name, value in hub.environment().items():
+            user.setenv(name, value)
+        stored = store_facility_token()
+        assert stored.read_text().strip() == hub.handed_out[0]
+        _assert_reads_like_local(f"rucio://test/{r22_path.name}", local_arrays, expected_area="token")
+        assert len(hub.handed_out) == (1 if first_token == "valid" else 2)
+        assert stored.read_text().strip() == hub.handed_out[-1]
+    finally:
+        hub.stop()
 
 
 def test_uploaded_proxy_reads_through_rucio_and_certificate_protected_storage(

@@ -15,7 +15,10 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import time
 from pathlib import Path
 
 from physlite.io.errors import CredentialError
@@ -25,8 +28,14 @@ def _uid() -> int:
     return os.geteuid() if hasattr(os, "geteuid") else 0
 
 
+# the token file that store_facility_token keeps fresh, and how long before expiry it fetches a new token
+FACILITY_TOKEN_FILE = "PHYSLITE_FACILITY_TOKEN_FILE"
+REFRESH_MARGIN = 60.0
+
+
 def bearer_token() -> str | None:
-    """The user's bearer token by WLCG discovery, or None."""
+    """The user's bearer token by WLCG discovery, or None. A token stored by :func:`store_facility_token` is
+    fetched again from the hub when it expires within a minute (facility access tokens live minutes)."""
     token = os.environ.get("BEARER_TOKEN", "").strip()
     if token:
         return token
@@ -43,8 +52,30 @@ def bearer_token() -> str | None:
             except OSError as error:
                 raise CredentialError(f"bearer token file {path} cannot be read: {error.strerror}") from None
             if token:
+                expiry = token_expiry(token)
+                facility = str(path) == os.environ.get(FACILITY_TOKEN_FILE)
+                if facility and expiry is not None and expiry - time.time() < REFRESH_MARGIN:
+                    return store_facility_token(path).read_text().strip()
                 return token
     return None
+
+
+def token_expiry(token: str) -> float | None:
+    """The expiry (`exp`, seconds since the epoch) of a JWT, read without verifying it (only to know when to
+    fetch a new one); None for tokens that are not JWTs.
+
+    Example:
+        >>> token_expiry("eyJhbGciOiJub25lIn0.eyJleHAiOjE3MDAwMDAwMDB9.")
+        1700000000.0
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        return float(claims["exp"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def x509_proxy() -> str | None:
@@ -86,6 +117,7 @@ def store_token(token: str, path: str | os.PathLike | None = None) -> Path:
     target = Path(path)
     _write_private(target, token.encode("ascii") + b"\n")
     os.environ.pop("BEARER_TOKEN", None)  # an older token in the variable would win over the file
+    os.environ.pop(FACILITY_TOKEN_FILE, None)  # a token of the user's own: not to be replaced by the hub's
     os.environ["BEARER_TOKEN_FILE"] = str(target)
     os.environ["RUCIO_AUTH_TYPE"] = "oidc"
     return target
@@ -93,7 +125,8 @@ def store_token(token: str, path: str | os.PathLike | None = None) -> Path:
 
 def store_facility_token(path: str | os.PathLike | None = None) -> Path:
     """On the facility: store the user's current IAM access token, fetched from the hub (the hub refreshes it
-    when it has expired), as :func:`store_token` does. Call it again when the token has expired.
+    when it has expired), as :func:`store_token` does. :func:`bearer_token` (used by rucio and the sources)
+    fetches a new one from the hub when this one is about to expire.
 
     Example (in a notebook on the facility):
         >>> store_facility_token()
@@ -105,7 +138,9 @@ def store_facility_token(path: str | os.PathLike | None = None) -> Path:
         token = current_access_token()
     except AccessTokenError as error:
         raise CredentialError(f"no access token from the facility: {error}") from None
-    return store_token(token, path)
+    target = store_token(token, path)
+    os.environ[FACILITY_TOKEN_FILE] = str(target)
+    return target
 
 
 def store_proxy(content: bytes, path: str | os.PathLike | None = None) -> Path:
