@@ -100,12 +100,11 @@ def store_token(token: str, path: str | os.PathLike | None = None) -> Path:
 
     The default place is $XDG_RUNTIME_DIR/bt_u<uid> (else /tmp/bt_u<uid>); $BEARER_TOKEN_FILE is pointed at
     it and $RUCIO_AUTH_TYPE set to `oidc`, so that rucio, https and XRootD sources all present this token. An
-    access token expires: store the fresh one again (on the facility, `af.access_token.current_access_token()`
-    returns the current one).
+    access token expires: store the fresh one again (on the facility, :func:`store_facility_token` fetches it
+    from the hub and fetches it again when it is about to expire).
 
     Example:
-        >>> from af.access_token import current_access_token
-        >>> store_token(current_access_token())
+        >>> store_token(Path("my-access-token.jwt").read_text())
         PosixPath('/run/user/1000/bt_u1000')
     """
     token = token.strip()
