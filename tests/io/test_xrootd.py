@@ -78,3 +78,25 @@ def test_dead_root_host_times_out():
             )
     finally:
         host.close()
+
+
+def test_closing_does_not_wait_for_the_server_but_the_file_gets_closed(xrootd, r22_path):
+    import time
+
+    from physlite.io import xrootd as xrootd_module
+
+    files = []
+    for _ in range(5):
+        with open_source(xrootd.url(r22_path.name), metadata_cache=False) as source:
+            files.append(source._file)
+
+    def pending() -> bool:
+        with xrootd_module._closing_lock:
+            return bool(xrootd_module._closing) or any(f.is_open() for f in files)
+
+    deadline = time.monotonic() + 10
+    while pending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(f.is_open() for f in files)  # every close was answered
+    with xrootd_module._closing_lock:
+        assert not xrootd_module._closing  # and the objects were let go

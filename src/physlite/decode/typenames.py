@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -89,6 +90,7 @@ class CppType:
         return f"{self.name}<{','.join(str(a) for a in self.arguments)}>"
 
 
+@functools.lru_cache(maxsize=4096)  # a file has ~1500 branches of ~80 distinct types
 def parse_type(text: str) -> CppType:
     """The tree of the type name ``text``, in normal spelling (``std::`` containers, ``<stdint>`` numbers)."""
     tokens = [t.strip() for t in _TOKEN.findall(text) if t.strip()]
@@ -130,6 +132,7 @@ def _is_vector(t: CppType) -> bool:
     return t.name in ("std::vector", "std::set") and len(t.arguments) >= 1
 
 
+@functools.lru_cache(maxsize=4096)
 def layout_of_type(text: str | CppType, headerless: bool = False) -> Layout:
     """The layout of a branch holding one ``text`` per entry, streamed whole.
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-DEFAULT_HEAD = 64 * 1024
+DEFAULT_HEAD = 8 * 1024  # uproot reads the first 403 bytes (header, top directory); the rest is tail
 # a PHYSLITE file ends with its tree metadata, streamers and keys: 130-210 KB for the 100-event examples, about
 # 450 KB for 50,000 events. Bytes in the first round are not free (a new connection starts slowly: TCP slow start),
 # so the guess is modest; a bigger tree costs one more request, which reads up to the tail in one go.
