@@ -65,10 +65,32 @@ def _basket_arrays(branch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return seeks, nbytes, entries
 
 
+def _branch_info(name: str, typed: tuple, baskets: tuple, sizes: tuple[int, int], embedded: bool, members=()):
+    """The BranchInfo of a branch: ``typed`` is (typename, layout, reason), ``baskets`` (seeks, nbytes, entries),
+    ``sizes`` its own (compressed, uncompressed) bytes; a split link's sizes are its members' sums."""
+    typename, layout, reason = typed
+    if layout is not None and embedded:
+        layout, reason = None, "baskets embedded in the TTree metadata (file not closed properly)"
+    if members:
+        sizes = (sum(m.compressed_bytes for m in members), sum(m.uncompressed_bytes for m in members))
+    seeks, nbytes, entries = baskets
+    return BranchInfo(
+        name=name,
+        typename=typename,
+        layout=layout,
+        unsupported_reason=reason,
+        seeks=seeks,
+        nbytes=nbytes,
+        first_entries=entries,
+        compressed_bytes=int(sizes[0]),
+        uncompressed_bytes=int(sizes[1]),
+        members=tuple(members),
+    )
+
+
 def _info(
     branch, layout: Layout | None = None, reason: str | None = None, members=(), typename: str | None = None
 ) -> BranchInfo:
-    seeks, nbytes, entries = _basket_arrays(branch)
     typename = typename or branch.typename
     if layout is None and reason is None:
         try:
@@ -77,23 +99,13 @@ def _info(
             reason = str(error)
         except Exception as error:  # uproot could not even interpret the streamer
             reason = f"no decoder for type {typename} ({str(error).splitlines()[0]})"
-    if layout is not None and len(branch.embedded_baskets or ()) > 0:
-        layout, reason = None, "baskets embedded in the TTree metadata (file not closed properly)"
-    return BranchInfo(
-        name=branch.name,
-        typename=typename,
-        layout=layout,
-        unsupported_reason=reason,
-        seeks=seeks,
-        nbytes=nbytes,
-        first_entries=entries,
-        compressed_bytes=int(branch.member("fZipBytes"))
-        if not members
-        else sum(m.compressed_bytes for m in members),
-        uncompressed_bytes=int(branch.member("fTotBytes"))
-        if not members
-        else sum(m.uncompressed_bytes for m in members),
-        members=tuple(members),
+    return _branch_info(
+        branch.name,
+        (typename, layout, reason),
+        _basket_arrays(branch),
+        (branch.member("fZipBytes"), branch.member("fTotBytes")),
+        len(branch.embedded_baskets or ()) > 0,
+        members,
     )
 
 
@@ -135,21 +147,13 @@ def _record_baskets(record: BranchRecord) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def _record_info(record: BranchRecord, streamers: Streamers, typed=None, members=()) -> BranchInfo:
-    typename, layout, reason = typed or branch_type(record, streamers)
-    if layout is not None and record.embedded_baskets:
-        layout, reason = None, "baskets embedded in the TTree metadata (file not closed properly)"
-    seeks, nbytes, entries = _record_baskets(record)
-    return BranchInfo(
-        name=record.name,
-        typename=typename,
-        layout=layout,
-        unsupported_reason=reason,
-        seeks=seeks,
-        nbytes=nbytes,
-        first_entries=entries,
-        compressed_bytes=sum(m.compressed_bytes for m in members) if members else record.compressed_bytes,
-        uncompressed_bytes=sum(m.uncompressed_bytes for m in members) if members else record.total_bytes,
-        members=tuple(members),
+    return _branch_info(
+        record.name,
+        typed or branch_type(record, streamers),
+        _record_baskets(record),
+        (record.compressed_bytes, record.total_bytes),
+        record.embedded_baskets > 0,
+        members,
     )
 
 

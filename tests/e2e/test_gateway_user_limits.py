@@ -123,19 +123,24 @@ def test_workers_are_a_total_over_a_users_clusters(limited, hub):
             second.shutdown()
 
 
+def _second_cluster_gets_one_worker(limited, first, second, limit: str) -> None:
+    """The first cluster holds one worker; the second asks for two and gets one, with a warning naming `limit`."""
+    first.scale(1)
+    first.get_client().wait_for_workers(1, timeout=WAIT)
+    with pytest.warns(GatewayWarning, match=rf"1 of 2 requested workers.*gateway\.limits\.{limit}"):
+        second.scale(2)
+    second.get_client().wait_for_workers(1, timeout=WAIT)
+    assert workers_in_gateway(limited, second.name) == 1
+    assert (workers_seen(first), workers_seen(second)) == (1, 1)
+
+
 def test_cores_are_a_total_and_schedulers_count(limited, hub):
     with gateway_for(limited, hub.user_token("bob")) as gateway:
         first = gateway.new_cluster(worker_cores=2)
         second = gateway.new_cluster(worker_cores=2)
         try:
-            first.scale(1)
-            first.get_client().wait_for_workers(1, timeout=WAIT)
             # 7 cores: 2 schedulers and the first cluster's worker hold 4, room for one more 2-core worker
-            with pytest.warns(GatewayWarning, match=r"1 of 2 requested workers.*gateway\.limits\.max_cores"):
-                second.scale(2)
-            second.get_client().wait_for_workers(1, timeout=WAIT)
-            assert workers_in_gateway(limited, second.name) == 1
-            assert (workers_seen(first), workers_seen(second)) == (1, 1)
+            _second_cluster_gets_one_worker(limited, first, second, "max_cores")
         finally:
             second.shutdown()
         wait_until(lambda: cluster_stopped(limited, second.name), "second cluster did not stop")
@@ -155,14 +160,8 @@ def test_memory_is_a_total(limited, hub):
         first = gateway.new_cluster(worker_memory=3)
         second = gateway.new_cluster(worker_memory=2)
         try:
-            first.scale(1)
-            first.get_client().wait_for_workers(1, timeout=WAIT)
             # 9 GiB: 2 schedulers (4 GiB) and the 3 GiB worker hold 7, room for one 2 GiB worker
-            with pytest.warns(GatewayWarning, match=r"1 of 2 requested workers.*gateway\.limits\.max_memory"):
-                second.scale(2)
-            second.get_client().wait_for_workers(1, timeout=WAIT)
-            assert workers_in_gateway(limited, second.name) == 1
-            assert (workers_seen(first), workers_seen(second)) == (1, 1)
+            _second_cluster_gets_one_worker(limited, first, second, "max_memory")
         finally:
             first.shutdown()
             second.shutdown()
