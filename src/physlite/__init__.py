@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 from physlite import errors
-from physlite.file import PhysliteFile, open, read
+from physlite.reader.file import PhysliteFile, open, read
 
 __all__ = ["PhysliteFile", "analysis", "errors", "events", "open", "read"]
 __version__ = "0.1.0"

@@ -8,11 +8,11 @@ import uproot
 
 import physlite
 import physlite.io.remote as remote_module
-from physlite.catalogue import forget_catalogues
 from physlite.io import AccessDenied, NotFound, RangeError, RemoteError, open_source
 from physlite.io.connections import close_idle_connections
 from physlite.io.http import HTTPSource
 from physlite.io.metadata import PlanStore
+from physlite.reader.catalogue import forget_catalogues
 
 NAME = "PHYSLITE_example.root"
 

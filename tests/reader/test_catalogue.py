@@ -6,8 +6,8 @@ import os
 import shutil
 
 import physlite
-from physlite.catalogue import load_catalogue
 from physlite.io import open_source
+from physlite.reader.catalogue import load_catalogue
 
 
 def test_reopening_reuses_the_catalogue(r22_path, tmp_path):

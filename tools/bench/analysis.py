@@ -381,7 +381,7 @@ def _child(name: str, path: str, repeat: int, chunk_size: int) -> None:
     n_events = 0
     for _ in range(repeat):
         if name.startswith("physlite"):
-            from physlite.catalogue import forget_catalogues
+            from physlite.reader.catalogue import forget_catalogues
 
             forget_catalogues()  # every run reads the file's metadata, as uproot's and coffea's runs do
         wall, cpu = time.perf_counter(), time.process_time()

@@ -27,6 +27,7 @@ from ceiling import decompress_and_copy
 
 import physlite
 from physlite.decode.layouts import Kind
+from physlite.reader.file import default_threads
 
 UPROOT_WRONG = {"METAssoc_AnalysisMETAux.jetLink"}  # uproot 5.7 misreads the member-wise form
 FIRST_DECODE = """
@@ -123,7 +124,7 @@ def main() -> None:
     if not Path(args.file).is_file():
         sys.exit(f"benchmark file {args.file} is missing: run `make bench-data`")
 
-    threads = physlite.file.default_threads()
+    threads = default_threads()
     f = physlite.open(args.file)
     tree = uproot.open(args.file)["CollectionTree"]
     links = [

@@ -133,11 +133,11 @@ def xrootd_logins(log: Path) -> int:
 
 def run_physlite(url: str, branches: list[str], store, cold: bool = False) -> dict:
     import physlite
-    import physlite.catalogue
+    import physlite.reader.catalogue
 
     if cold:  # first open of this file in this process: no catalogue, no metadata plan
-        with physlite.catalogue._cache_lock:
-            physlite.catalogue._cache.clear()
+        with physlite.reader.catalogue._cache_lock:
+            physlite.reader.catalogue._cache.clear()
     with physlite.open(url, metadata_cache=store) as file:
         arrays = file.arrays(branches)
         stats = file._source.stats.as_dict()

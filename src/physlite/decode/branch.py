@@ -78,7 +78,7 @@ def _check(state: np.ndarray, entries: int) -> None:
 def decode(raw: np.ndarray, table: np.ndarray, layout: Layout) -> ak.contents.Content:
     """Decode every basket listed in ``table`` (see :mod:`physlite.decode.baskets`) as ``layout``.
 
-    Example (from :class:`physlite.file.PhysliteFile`, which builds ``raw`` and ``table``):
+    Example (from :class:`physlite.reader.file.PhysliteFile`, which builds ``raw`` and ``table``):
         >>> content = decode(raw, table, Layout(Kind.VECTOR, np.dtype("f4"), header=10))  # doctest: +SKIP
     """
     entries = int(table[:, NEVBUF].sum())

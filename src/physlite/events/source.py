@@ -39,7 +39,7 @@ def open_reader(source: Source) -> Any:
 
     opener = getattr(physlite, "open", None)
     if opener is None:
-        raise PhysliteError("physlite.open is not available: the reader (physlite.file) is not installed")
+        raise PhysliteError("physlite.open is not available: the reader (physlite.reader) is not installed")
     return opener(os.fspath(source) if isinstance(source, os.PathLike) else source)
 
 

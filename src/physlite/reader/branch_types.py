@@ -22,7 +22,7 @@ import numpy as np
 from physlite.decode.layouts import Kind, Layout
 from physlite.decode.typenames import DTYPES, layout_of_type, normal_name, parse_type
 from physlite.errors import UnsupportedTypeError
-from physlite.tree_metadata import BranchRecord
+from physlite.reader.tree_metadata import BranchRecord
 
 # ROOT's TStreamerInfo codes of the basic types (fStreamerType of a member branch)
 STREAMER_BASIC = {

@@ -1,8 +1,9 @@
 """The catalogue of a PHYSLITE file: every branch with its type, decoder layout, baskets and sizes.
 
 uproot reads the file's header, directory and streamers and hands over the TTree's bytes; physlite's own reader
-(:mod:`physlite.tree_metadata`, about ten times faster than building uproot's objects) takes the branches from
-them, and uproot's full parse remains the fallback for class versions that reader does not know. Catalogues are
+(:mod:`physlite.reader.tree_metadata`, about ten times faster than building uproot's objects) takes the branch
+records from them. For class versions that reader does not know, uproot's full parse supplies the same records
+(:mod:`physlite.reader.uproot_records`); one builder, :func:`branch_infos`, turns either into branch information. Catalogues are
 kept per process, keyed by location, size and modification time (or ETag), so that reopening a file (a dask
 worker reading the next chunk of the same file, a notebook re-running a cell) skips even that.
 
@@ -25,17 +26,17 @@ from dataclasses import dataclass
 import numpy as np
 import uproot
 
-from physlite.branch_types import StreamerElement, Streamers, branch_type, declared_type
-from physlite.decode.layouts import LINK_DTYPE, Kind, Layout, classify
+from physlite.decode.layouts import LINK_DTYPE, Kind, Layout
 from physlite.errors import (
     CorruptDataError,
     NotROOTFileError,
     PhysliteError,
     TreeNotFoundError,
-    UnsupportedTypeError,
 )
 from physlite.io import LocalSource
-from physlite.tree_metadata import BranchRecord, TreeRecord, UnknownLayout, read_tree
+from physlite.reader.branch_types import StreamerElement, Streamers, branch_type, declared_type
+from physlite.reader.tree_metadata import BranchRecord, TreeRecord, UnknownLayout, read_tree
+from physlite.reader.uproot_records import tree_record
 
 CACHED_CATALOGUES = 64
 
@@ -56,26 +57,30 @@ class BranchInfo:
     members: tuple[BranchInfo, ...] = ()  # .m_persKey and .m_persIndex of a split ElementLink vector
 
 
-def _basket_arrays(branch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = branch.num_baskets
-    seeks = np.asarray(branch.member("fBasketSeek")[:n], np.int64)
-    nbytes = np.asarray(branch.member("fBasketBytes")[:n], np.int64)
-    entries = np.asarray(branch.member("fBasketEntry")[: n + 1], np.int64).copy()
-    entries[n] = branch.num_entries
+def _baskets(record: BranchRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seeks, nbytes, first entries) of the baskets, those embedded in the tree's metadata included."""
+    n = record.num_normal_baskets + record.embedded_baskets
+    seeks = record.basket_seek[:n].astype(np.int64)
+    nbytes = record.basket_bytes[:n].astype(np.int64)
+    entries = np.zeros(n + 1, np.int64)
+    known = record.basket_entry[: n + 1]
+    entries[: len(known)] = known
+    entries[n] = record.num_entries
     return seeks, nbytes, entries
 
 
-def _branch_info(name: str, typed: tuple, baskets: tuple, sizes: tuple[int, int], embedded: bool, members=()):
-    """The BranchInfo of a branch: ``typed`` is (typename, layout, reason), ``baskets`` (seeks, nbytes, entries),
-    ``sizes`` its own (compressed, uncompressed) bytes; a split link's sizes are its members' sums."""
-    typename, layout, reason = typed
-    if layout is not None and embedded:
+def _branch_info(record: BranchRecord, streamers: Streamers, typed=None, members=()) -> BranchInfo:
+    """The BranchInfo of ``record``; ``typed`` (typename, layout, reason) overrides the record's own type, and a
+    split link's sizes are its ``members``' sums."""
+    typename, layout, reason = typed or branch_type(record, streamers)
+    if layout is not None and record.embedded_baskets > 0:
         layout, reason = None, "baskets embedded in the TTree metadata (file not closed properly)"
+    sizes = (record.compressed_bytes, record.total_bytes)
     if members:
         sizes = (sum(m.compressed_bytes for m in members), sum(m.uncompressed_bytes for m in members))
-    seeks, nbytes, entries = baskets
+    seeks, nbytes, entries = _baskets(record)
     return BranchInfo(
-        name=name,
+        name=record.name,
         typename=typename,
         layout=layout,
         unsupported_reason=reason,
@@ -88,91 +93,32 @@ def _branch_info(name: str, typed: tuple, baskets: tuple, sizes: tuple[int, int]
     )
 
 
-def _info(
-    branch, layout: Layout | None = None, reason: str | None = None, members=(), typename: str | None = None
-) -> BranchInfo:
-    typename = typename or branch.typename
-    if layout is None and reason is None:
-        try:
-            layout = classify(typename, branch.interpretation)
-        except UnsupportedTypeError as error:
-            reason = str(error)
-        except Exception as error:  # uproot could not even interpret the streamer
-            reason = f"no decoder for type {typename} ({str(error).splitlines()[0]})"
-    return _branch_info(
-        branch.name,
-        (typename, layout, reason),
-        _basket_arrays(branch),
-        (branch.member("fZipBytes"), branch.member("fTotBytes")),
-        len(branch.embedded_baskets or ()) > 0,
-        members,
-    )
+def branch_infos(tree: TreeRecord, streamers: Streamers) -> dict[str, BranchInfo]:
+    """Every readable branch of ``tree`` (read by :mod:`~physlite.reader.tree_metadata` or, as the fallback, taken
+    from uproot's parse by :mod:`~physlite.reader.uproot_records`), by name in file order.
 
+    A branch split into ``.m_persKey``/``.m_persIndex`` is one link branch with those two members; a branch whose
+    only sub-branch has its own name (a scalar ElementLink) is read from that leaf under the parent's type.
 
-def _catalogue(tree) -> dict[str, BranchInfo]:
-    infos: dict[str, BranchInfo] = {}
-    for branch in tree.itervalues(recursive=True):
-        children = branch.branches
-        names = {child.name for child in children}
-        if children and {branch.name + ".m_persKey", branch.name + ".m_persIndex"} <= names:
-            key, index = (branch[branch.name + suffix] for suffix in (".m_persKey", ".m_persIndex"))
-            members = (_info(key), _info(index))
-            infos[branch.name] = _info(
-                branch, classify(branch.typename, None, has_link_members=True), None, members
-            )
-            continue
-        if len(children) == 1 and children[0].name == branch.name:
-            # the leaf of the same name carries the data (e.g. a scalar ElementLink), the parent its type
-            infos[branch.name] = _info(children[0], typename=branch.typename)
-            continue
-        if children:
-            continue
-        if branch.name in infos:
-            if getattr(branch.parent, "name", None) == branch.name:
-                continue  # already catalogued through its parent
-            raise PhysliteError(f"branch name {branch.name} occurs twice in the tree")
-        infos[branch.name] = _info(branch)
-    return infos
-
-
-def _record_baskets(record: BranchRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = record.num_normal_baskets + record.embedded_baskets
-    seeks = record.basket_seek[:n].astype(np.int64)
-    nbytes = record.basket_bytes[:n].astype(np.int64)
-    entries = np.zeros(n + 1, np.int64)
-    known = record.basket_entry[: n + 1]
-    entries[: len(known)] = known
-    entries[n] = record.num_entries
-    return seeks, nbytes, entries
-
-
-def _record_info(record: BranchRecord, streamers: Streamers, typed=None, members=()) -> BranchInfo:
-    return _branch_info(
-        record.name,
-        typed or branch_type(record, streamers),
-        _record_baskets(record),
-        (record.compressed_bytes, record.total_bytes),
-        record.embedded_baskets > 0,
-        members,
-    )
-
-
-def _catalogue_from_records(tree: TreeRecord, streamers: Streamers) -> dict[str, BranchInfo]:
-    """The same catalogue as :func:`_catalogue`, from physlite's own reading of the tree."""
+    Example:
+        >>> infos = branch_infos(read_tree(key_bytes, key_length), _streamers_of(uproot_file))  # doctest: +SKIP
+        >>> infos["AnalysisElectronsAuxDyn.pt"].typename  # doctest: +SKIP
+        'std::vector<float>'
+    """
     infos: dict[str, BranchInfo] = {}
     for record in tree.walk():
         children = {child.name: child for child in record.branches}
         key_name, index_name = record.name + ".m_persKey", record.name + ".m_persIndex"
         if key_name in children and index_name in children:
             members = (
-                _record_info(children[key_name], streamers),
-                _record_info(children[index_name], streamers),
+                _branch_info(children[key_name], streamers),
+                _branch_info(children[index_name], streamers),
             )
             typed = (declared_type(record, streamers), Layout(Kind.LINK_SPLIT, LINK_DTYPE), None)
-            infos[record.name] = _record_info(record, streamers, typed, members)
+            infos[record.name] = _branch_info(record, streamers, typed, members)
             continue
         if len(children) == 1 and record.name in children:
-            infos[record.name] = _record_info(
+            infos[record.name] = _branch_info(
                 children[record.name], streamers, branch_type(record, streamers)
             )
             continue
@@ -182,7 +128,7 @@ def _catalogue_from_records(tree: TreeRecord, streamers: Streamers) -> dict[str,
             if record.parent is not None and record.parent.name == record.name:
                 continue
             raise PhysliteError(f"branch name {record.name} occurs twice in the tree")
-        infos[record.name] = _record_info(record, streamers)
+        infos[record.name] = _branch_info(record, streamers)
     return infos
 
 
@@ -213,19 +159,18 @@ def _streamers_of(uproot_file) -> Streamers:
     return lookup
 
 
-def _fast_catalogue(uproot_file, tree: str) -> tuple[int, dict[str, BranchInfo]] | None:
-    """The number of entries and the catalogue read by physlite's tree reader, or None when it cannot."""
+def _own_tree_record(uproot_file, tree: str) -> TreeRecord | None:
+    """The tree's records read by physlite's own reader, or None when it cannot (then uproot parses the tree)."""
     try:
         key = uproot_file.key(tree)
         if key.fClassName != "TTree":
             return None
         chunk, _ = key.get_uncompressed_chunk_cursor()
-        record = read_tree(chunk.raw_data, key.fKeylen)
+        return read_tree(chunk.raw_data, key.fKeylen)
     except (UnknownLayout, uproot.KeyInFileError):
         return None
     except Exception:  # damaged bytes: uproot's parse says what is wrong
         return None
-    return record.num_entries, _catalogue_from_records(record, _streamers_of(uproot_file))
 
 
 @dataclass(frozen=True)
@@ -300,29 +245,37 @@ def _parse_file(source, tree: str) -> Catalogue:
     except Exception as error:
         raise _header_error(source.location, error) from None
     try:
-        fast = _fast_catalogue(uproot_file, tree)
-        if fast is not None:
-            return Catalogue(tree, fast[0], _compression_setting(uproot_file), fast[1])
+        record = _own_tree_record(uproot_file, tree) or _uproot_tree_record(
+            uproot_file, tree, source.location
+        )
         try:
-            ttree = uproot_file[tree]
-        except uproot.KeyInFileError:
-            trees = [k for k, c in uproot_file.classnames().items() if c in ("TTree", "ROOT::RNTuple")]
-            raise TreeNotFoundError(
-                f"{source.location} has no tree {tree!r} (trees in the file: {', '.join(trees) or 'none'})"
-            ) from None
-        except Exception as error:
-            raise CorruptDataError(f"{source.location}: cannot read tree {tree!r} ({error})") from None
-        try:
-            branches = _catalogue(ttree)
+            branches = branch_infos(record, _streamers_of(uproot_file))
         except PhysliteError:
             raise
         except Exception as error:
             raise CorruptDataError(
                 f"{source.location}: cannot read the branches of {tree!r} ({error})"
             ) from None
-        return Catalogue(tree, int(ttree.num_entries), _compression_setting(uproot_file), branches)
+        return Catalogue(tree, record.num_entries, _compression_setting(uproot_file), branches)
     finally:
         uproot_file.close()
+
+
+def _uproot_tree_record(uproot_file, tree: str, location: str) -> TreeRecord:
+    """The fallback: the tree's records from uproot's full parse."""
+    try:
+        ttree = uproot_file[tree]
+    except uproot.KeyInFileError:
+        trees = [k for k, c in uproot_file.classnames().items() if c in ("TTree", "ROOT::RNTuple")]
+        raise TreeNotFoundError(
+            f"{location} has no tree {tree!r} (trees in the file: {', '.join(trees) or 'none'})"
+        ) from None
+    except Exception as error:
+        raise CorruptDataError(f"{location}: cannot read tree {tree!r} ({error})") from None
+    try:
+        return tree_record(ttree)
+    except Exception as error:
+        raise CorruptDataError(f"{location}: cannot read the branches of {tree!r} ({error})") from None
 
 
 def _compression_setting(uproot_file) -> str:

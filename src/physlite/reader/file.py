@@ -1,6 +1,6 @@
 """A PHYSLITE file: its branches, their types and sizes, and reading them into awkward arrays.
 
-The file's metadata comes from :mod:`physlite.catalogue`; the baskets are read and decoded by physlite's own
+The file's metadata comes from :mod:`physlite.reader.catalogue`; the baskets are read and decoded by physlite's own
 kernels, several branches at a time on all cores.
 """
 
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from physlite.catalogue import BranchInfo, load_catalogue
 from physlite.decode import branch as branch_decoder
 from physlite.decode.baskets import NEVBUF, STATUS_MESSAGES, TABLE_COLUMNS, read_basket_table
 from physlite.errors import BranchNotFoundError, CorruptDataError, PhysliteError, UnsupportedTypeError
 from physlite.io import LocalSource, open_source
+from physlite.reader.catalogue import BranchInfo, load_catalogue
 
 DEFAULT_TREE = "CollectionTree"
 
