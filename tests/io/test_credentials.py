@@ -14,7 +14,9 @@ from servers.hub_users_api import HubUsersAPI
 from physlite.io import CredentialError
 from physlite.io.credentials import (
     FACILITY_TOKEN_FILE,
+    AccessTokenError,
     bearer_token,
+    current_access_token,
     proxy_upload_widget,
     store_facility_token,
     store_proxy,
@@ -133,6 +135,22 @@ def test_facility_token_that_cannot_be_fetched_again_is_a_clear_error(clean_envi
     hub.stop()
     with pytest.raises(CredentialError, match="no access token from the facility: cannot reach the hub"):
         bearer_token()
+
+
+def test_current_access_token_comes_from_the_hub_and_says_why_not(clean_environment):
+    hub = HubUsersAPI("jdoe", [lambda: _jwt(300)])
+    try:
+        environment = hub.environment()
+        assert current_access_token(environment) == hub.handed_out[-1]
+        with pytest.raises(AccessTokenError, match=r"/users/jdoe answered HTTP 403"):
+            current_access_token({**environment, "JUPYTERHUB_API_TOKEN": "another server's token"})
+        without_user = {k: v for k, v in environment.items() if k != "JUPYTERHUB_USER"}
+        with pytest.raises(
+            CredentialError, match="JUPYTERHUB_USER is not set: not running in a facility server"
+        ):
+            current_access_token(without_user)
+    finally:
+        hub.stop()
 
 
 def test_store_proxy_writes_0600_and_configures_sources_and_rucio(clean_environment, tmp_path, proxy_pem):

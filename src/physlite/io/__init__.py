@@ -22,9 +22,6 @@ Example:
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from physlite.io.errors import (
     AccessDenied,
@@ -38,6 +35,7 @@ from physlite.io.errors import (
     SourceError,
 )
 from physlite.io.local import LocalSource
+from physlite.io.locations import is_did, is_remote, open_url
 from physlite.io.source import BaseSource, Source, SourceStats
 from physlite.io.urls import redact
 
@@ -60,19 +58,6 @@ __all__ = [
     "redact",
 ]
 
-_DID = re.compile(r"^(?P<scope>[A-Za-z0-9][\w.\-]*):(?P<name>[^/\s][^\s]*)$")
-_SCHEMES = {"file", "http", "https", "root", "xroot", "rucio"}
-
-
-def is_remote(location: str | os.PathLike) -> bool:
-    """True for http(s)://, root:// and rucio locations, False for local paths and file:// URLs."""
-    if isinstance(location, os.PathLike):
-        return False
-    scheme = urlsplit(location).scheme.lower()
-    return scheme in {"http", "https", "root", "xroot", "rucio"} or (
-        scheme not in _SCHEMES and _DID.match(location) is not None and not Path(location).exists()
-    )
-
 
 def open_source(location: str | os.PathLike, **options) -> Source:
     """Open a local path, file://, http(s)://, root:// URL or rucio DID (`rucio://scope/name`, `scope:name`).
@@ -87,28 +72,8 @@ def open_source(location: str | os.PathLike, **options) -> Source:
         >>> source.size
         1641551
     """
-    if isinstance(location, os.PathLike):
-        return LocalSource(location)
-    if not isinstance(location, str):
-        raise TypeError(f"location must be a path or a URL string, not {type(location).__name__}")
-    parts = urlsplit(location)
-    scheme = parts.scheme.lower()
-    if scheme == "file":
-        return LocalSource(unquote(parts.path))
-    if scheme in ("http", "https"):
-        from physlite.io.http import HTTPSource
-
-        return HTTPSource(location, **options)
-    if scheme in ("root", "xroot"):
-        from physlite.io.xrootd import XRootDSource
-
-        return XRootDSource(location, **options)
-    if scheme == "rucio" or (scheme not in _SCHEMES and _DID.match(location) and not Path(location).exists()):
+    if is_did(location):
         from physlite.io.rucio import open_did
 
         return open_did(location, **options)
-    if scheme and len(scheme) > 1:
-        raise InvalidLocation(
-            redact(location), f"unsupported scheme {scheme}:// (use a path, file, http, https, root or rucio)"
-        )
-    return LocalSource(location)
+    return open_url(location, **options)

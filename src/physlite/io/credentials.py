@@ -1,5 +1,8 @@
 """Credentials as a facility provides them: the user's IAM access token (bearer) or an X509/VOMS proxy.
 
+Inside a user's server on the facility, :func:`current_access_token` asks the hub for the user's current IAM
+access token (the facility's own code imports it from here: physlite imports nothing from the facility).
+
 Discovery follows the WLCG bearer token discovery rules ($BEARER_TOKEN, $BEARER_TOKEN_FILE,
 $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>) and the grid convention for proxies ($X509_USER_PROXY,
 /tmp/x509up_u<uid>).
@@ -19,9 +22,17 @@ import base64
 import json
 import os
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from physlite.io.errors import CredentialError
+
+
+class AccessTokenError(CredentialError):
+    """The hub could not be asked, or holds no token for this user; the message says which."""
 
 
 def _uid() -> int:
@@ -131,8 +142,6 @@ def store_facility_token(path: str | os.PathLike | None = None) -> Path:
         >>> store_facility_token()
         PosixPath('/run/user/1000/bt_u1000')
     """
-    from af.access_token import AccessTokenError, current_access_token
-
     try:
         token = current_access_token()
     except AccessTokenError as error:
@@ -140,6 +149,43 @@ def store_facility_token(path: str | os.PathLike | None = None) -> Path:
     target = store_token(token, path)
     os.environ[FACILITY_TOKEN_FILE] = str(target)
     return target
+
+
+def current_access_token(environ: Mapping[str, str] = os.environ, timeout: float = 30.0) -> str:
+    """The user's current IAM access token, fetched from the hub with the server's own API token
+    (JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN, JUPYTERHUB_USER); :class:`AccessTokenError` says why not.
+
+    A variable set when the server started goes stale when the token expires; the hub instead checks the
+    token it holds and refreshes it with the refresh token when it has expired (the facility's ``server`` role
+    may read its owner's auth_state).
+
+    Example (in a notebook on the facility):
+        >>> headers = {"Authorization": f"Bearer {current_access_token()}"}  # doctest: +SKIP
+    """
+    try:
+        api_url = environ["JUPYTERHUB_API_URL"].rstrip("/")
+        token = environ["JUPYTERHUB_API_TOKEN"]
+        user = environ["JUPYTERHUB_USER"]
+    except KeyError as missing:
+        raise AccessTokenError(f"{missing.args[0]} is not set: not running in a facility server?") from None
+    # /users/<name> (not /user) is the endpoint that returns auth_state to a token allowed to read it.
+    url = f"{api_url}/users/{urllib.parse.quote(user)}"
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            model = json.load(response)
+    except urllib.error.HTTPError as err:
+        raise AccessTokenError(f"{url} answered HTTP {err.code}") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise AccessTokenError(f"cannot reach the hub at {api_url}: {err}") from None
+    except ValueError as err:
+        raise AccessTokenError(f"{url} did not answer with JSON ({err})") from None
+    auth_state = model.get("auth_state")
+    if not auth_state or not auth_state.get("access_token"):
+        raise AccessTokenError(
+            f"the hub holds no access token for {model.get('name')!r} (log in through IAM again)"
+        )
+    return auth_state["access_token"]
 
 
 def store_proxy(content: bytes, path: str | os.PathLike | None = None) -> Path:

@@ -19,7 +19,6 @@ from urllib.parse import urljoin, urlsplit
 
 import numpy as np
 
-from physlite import __name__ as _package
 from physlite.io import connections
 from physlite.io.credentials import bearer_token
 from physlite.io.credentials import x509_proxy as find_x509_proxy
@@ -42,7 +41,7 @@ _REDIRECT_STATUS = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS = 5
 _BACKOFF = 0.25  # seconds before the first retry; doubled each time, with jitter, capped at _MAX_BACKOFF
 _MAX_BACKOFF = 8.0
-_USER_AGENT = f"{_package}-io/1"
+_USER_AGENT = "physlite-io/1"
 MULTIRANGE_GAP = 4 * 1024
 GROUP_BYTES = 2 * 1024 * 1024  # bytes worth a multi-range request (and maybe a connection) of their own
 

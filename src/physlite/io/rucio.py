@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from physlite.io.credentials import bearer_token
 from physlite.io.errors import AccessDenied, NotFound, RucioError, SourceError
+from physlite.io.locations import open_url
 from physlite.io.source import Source
 
 DEFAULT_SCHEMES = ("root", "https", "http")
@@ -233,12 +234,10 @@ def open_did(
 
     The source's `did` and `rse` attributes say what was opened.
     """
-    from physlite.io import open_source
-
     failures: list[tuple[str, SourceError]] = []
     for pfn, rse in list_pfns(did, rucio_client, schemes, rse_expression, signature_lifetime):
         try:
-            source = open_source(pfn, **options)
+            source = open_url(pfn, **options)
         except SourceError as error:
             failures.append((rse, error))
             continue
