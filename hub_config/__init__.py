@@ -78,7 +78,7 @@ def configure(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] 
         if settings["servicex"]["endpoint"]:
             # The hub cannot write into the user's volume: the server writes ~/servicex.yaml itself at start.
             c.KubeSpawner.lifecycle_hooks = {
-                "postStart": {"exec": {"command": ["python", "-m", "af.servicex_config"]}}
+                "postStart": {"exec": {"command": ["python", "-m", "af.user_server.servicex_config"]}}
             }
         return
 

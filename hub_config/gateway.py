@@ -44,7 +44,7 @@ def user_environment(settings: Mapping[str, Any]) -> dict[str, str]:
         "DASK_GATEWAY__PROXY_ADDRESS": gateway["proxy_address"],
         "DASK_GATEWAY__PUBLIC_ADDRESS": gateway["public_address"],
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
-        # af.dask_sidebar answers the sidebar's requests itself (all of the user's gateway clusters, "+ NEW" through
+        # af.user_server.dask_sidebar answers the sidebar's requests itself (all of the user's gateway clusters, "+ NEW" through
         # the gateway); the labextension's own factory is kept for clusters it starts with `labextension.initial`.
         "DASK_LABEXTENSION__FACTORY__MODULE": "dask_gateway",
         "DASK_LABEXTENSION__FACTORY__CLASS": "GatewayCluster",

@@ -3,7 +3,7 @@
 - users and their servers may use the gateway (``access:services!service=dask-gateway``); no other token may
   (the gateway checks that scope, which closes dask-gateway#829);
 - a server may read its owner's auth_state, so the user's *current* IAM access token can be fetched from the hub
-  inside the server (`af.access_token`) instead of a variable that goes stale;
+  inside the server (`af.user_server.access_token`) instead of a variable that goes stale;
 - the `af-operator` service account (token from ``services.operator_token_env``) manages users, servers and
   tokens: the health check (`af health`) and the local runner use it.
 

@@ -1,7 +1,7 @@
 """ServiceX client configuration for a user (``servicex.yaml``), written when ``servicex.endpoint`` is set.
 
 The hub gives every server the endpoint (`user_environment`); the server writes the file at start and keeps it
-carrying the user's current token (`af.servicex_refresh`), in Kubernetes and locally alike.
+carrying the user's current token (`af.user_server.servicex_refresh`), in Kubernetes and locally alike.
 
 Example:
     >>> print(servicex_yaml("https://servicex.example.org", "TOKEN"), end="")

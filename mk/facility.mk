@@ -12,7 +12,7 @@ node_modules/.installed: package.json package-lock.json
 npm: node_modules/.installed
 
 up: venv npm
-	$(VENV)/bin/af up --state $(STATE)
+	$(VENV)/bin/af up --state $(STATE) --tutorials notebooks --node-modules node_modules --example-data $(PHYSLITE_TEST_DATA)
 
 down: venv
 	$(VENV)/bin/af down --state $(STATE)
@@ -21,4 +21,4 @@ down: venv
 BENCH_TARGETS += bench-facility
 .PHONY: bench-facility
 bench-facility: venv npm
-	$(PY) -m af.local.load --users 30 --json $(BUILD)/bench/facility.json
+	$(PY) -m af.tools.local.load --users 30 --json $(BUILD)/bench/facility.json

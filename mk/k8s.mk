@@ -1,5 +1,5 @@
 # Kubernetes deployment (issue 6): offline validation of charts/, flux/, images/ and .sops.yaml.
-#   make check                 every check (python -m af.check; `make test` runs it first)
+#   make check                 every check (python -m af.tools.check; `make test` runs it first)
 #   make diff REF=<git ref>    what an upgrade from REF to the working tree would change (chart + Flux)
 #   make values-reference      regenerate docs/values-reference.md from the chart's values.schema.json
 APT_PACKAGES += age git
@@ -8,11 +8,11 @@ TEST_PREREQS += check
 .PHONY: check diff values-reference
 
 check: venv sysdeps
-	$(PY) -m af.check
+	$(PY) -m af.tools.check
 
 diff: venv
 	@if [ -z "$(REF)" ]; then echo "usage: make diff REF=<git ref>  (e.g. REF=origin/main or REF=HEAD~1)" >&2; exit 2; fi
-	$(PY) -m af.check diff "$(REF)"
+	$(PY) -m af.tools.check diff "$(REF)"
 
 values-reference: venv
-	$(PY) -m af.check reference --write
+	$(PY) -m af.tools.check reference --write

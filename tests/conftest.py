@@ -18,6 +18,10 @@ def test_data_dir() -> Path:
     return Path(os.environ.get(DATA_SETTING, REPO.parent / "shared" / "data")).resolve()
 
 
+# Facilities started by the tests hand this folder to users' servers as their example data.
+os.environ.setdefault("AF_EXAMPLE_DATA", str(test_data_dir()))
+
+
 def require_data_file(name: str) -> Path:
     """Path of a real PHYSLITE test file; fail with a clear message naming the setting when it is absent."""
     path = test_data_dir() / name

@@ -12,9 +12,10 @@ import nbformat
 import pytest
 import requests
 
-from af.local.login import login
-from af.local.ports import Ports
-from af.local.runner import REPO, LocalFacility
+from af.tools.local.login import login
+from af.tools.local.ports import Ports
+from af.tools.local.runner import LocalFacility
+from tests.conftest import REPO
 
 BUILD = REPO / "build" / "e2e"
 E2E_NOTEBOOK = "e2e_gateway.ipynb"

@@ -10,8 +10,8 @@ import pytest
 import requests
 from dask_gateway import Gateway, JupyterHubAuth
 
-from af.local.ports import Ports
-from af.local.runner import LocalFacility
+from af.tools.local.ports import Ports
+from af.tools.local.runner import LocalFacility
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import requests
 from tornado import web
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
-from af.dask_sidebar import prepend_handlers, worker_summary
+from af.user_server.dask_sidebar import prepend_handlers, worker_summary
 from tests.e2e.test_browser import LAB_READY, sign_in
 from tests.e2e.test_isolation import run, start_server, stop_server
 

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from af.dashboard_guard import cluster_of
-from af.health import HealthError, HealthReport, Step, operator_token, smoke_cells
-from af.local.load import percentile
-from af.local.ports import Ports
-from af.local.runner import LocalFacility, marked_processes, terminate
+from af.gateway.dashboard_guard import cluster_of
+from af.tools.health import HealthError, HealthReport, Step, operator_token, smoke_cells
+from af.tools.local.load import percentile
+from af.tools.local.ports import Ports
+from af.tools.local.runner import LocalFacility, marked_processes, terminate
 from hub_config.settings import validate_settings
 
 PREFIX = "/services/dask-gateway"

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from dask_gateway import GatewayCluster, GatewayWarning
 
-from af.local.ports import Ports
-from af.local.runner import LocalFacility
+from af.tools.local.ports import Ports
+from af.tools.local.runner import LocalFacility
 from tests.e2e.conftest import BUILD, Hub, gateway_for
 
 pytestmark = pytest.mark.e2e

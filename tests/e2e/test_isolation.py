@@ -13,7 +13,7 @@ import pytest
 import requests
 import yaml
 
-from af.remote_kernel import RemoteKernel
+from af.tools.remote_kernel import RemoteKernel
 from tests.e2e.conftest import ACCESS_TOKEN_TTL, SERVICEX_ENDPOINT, gateway_for, http_login
 
 pytestmark = pytest.mark.e2e
@@ -209,7 +209,7 @@ def test_server_reads_the_current_access_token_from_the_hub(facility, hub):
     _, response = http_login(facility, "alice")
     assert response.status_code == 200
     assert start_server(hub, "alice").status_code in (201, 202)
-    read_token = "from af.access_token import current_access_token; print(current_access_token())"
+    read_token = "from af.user_server.access_token import current_access_token; print(current_access_token())"
     server, token = f"{facility.url}/user/alice", hub.user_token("alice")
     first = run(server, token, read_token).strip()
     time.sleep(ACCESS_TOKEN_TTL + 3)
@@ -248,7 +248,7 @@ def test_servicex_config_in_each_home(facility, hub):
         "import os, subprocess, sys; "
         "env = {**os.environ, 'AF_SERVICEX_ENDPOINT': 'https://other.example.org', 'HOME': os.getcwd() + '/sx'}; "
         "os.makedirs(env['HOME'], exist_ok=True); "
-        "print(subprocess.run([sys.executable, '-m', 'af.servicex_config'], env=env, capture_output=True, "
+        "print(subprocess.run([sys.executable, '-m', 'af.user_server.servicex_config'], env=env, capture_output=True, "
         "text=True).stdout)",
     )
     assert "wrote" in out

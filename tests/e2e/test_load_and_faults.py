@@ -10,7 +10,7 @@ import dask
 import pytest
 import requests
 
-from af.local.load import run_load
+from af.tools.local.load import run_load
 from tests.e2e.conftest import LOAD_USERS, gateway_for, save_json
 
 pytestmark = pytest.mark.e2e

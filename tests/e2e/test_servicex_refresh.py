@@ -14,7 +14,7 @@ import requests
 import yaml
 from traitlets.config import Config
 
-from af.servicex_config import write_private_atomically
+from af.user_server.servicex_config import write_private_atomically
 from hub_config import configure
 from tests.e2e.conftest import ACCESS_TOKEN_TTL, SERVICEX_ENDPOINT, http_login
 from tests.e2e.test_isolation import start_server, stop_server

@@ -14,7 +14,7 @@ from traitlets.config import Config
 from hub_config import configure
 from hub_config.auth import discover_endpoints
 from hub_config.gateway import user_environment
-from hub_config.gateway_server import FacilityHubAuthenticator, cluster_options
+from af.gateway.server_config import FacilityHubAuthenticator, cluster_options
 from hub_config.servicex import servicex_yaml
 from hub_config.settings import SettingsError, validate_settings
 
@@ -62,7 +62,7 @@ def test_kubernetes(env):
     assert "admin:auth_state!user" in roles["server"]["scopes"]
     assert c.KubeSpawner.environment["AF_SERVICEX_ENDPOINT"] == "https://servicex.example.org"
     hook = c.KubeSpawner.lifecycle_hooks["postStart"]["exec"]["command"]
-    assert hook == ["python", "-m", "af.servicex_config"]
+    assert hook == ["python", "-m", "af.user_server.servicex_config"]
     profile_list = c.KubeSpawner.profile_list
 
     user = SimpleNamespace(groups=[SimpleNamespace(name="atlas")])

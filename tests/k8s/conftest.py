@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from af.check.repo import Repo
+from af.tools.check.repo import Repo
 
 ROOT = Path(__file__).resolve().parents[2]
 COPIED = ("charts", "flux", "images", "docs", ".sops.yaml", "pyproject.toml", "uv.lock", "Makefile")

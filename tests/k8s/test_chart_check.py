@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from af.check.chart import check_chart, check_dependencies, render, standalone_copy
-from af.check.values_reference import check_reference
+from af.tools.check.chart import check_chart, check_dependencies, render, standalone_copy
+from af.tools.check.values_reference import check_reference
 from tests.k8s.conftest import edit, errors
 
 FULL = "charts/analysis-facility/examples/full.yaml"
@@ -181,7 +181,7 @@ def test_values_reference_must_be_regenerated(scratch) -> None:
 
 
 def test_user_pods_of_each_profile_are_made_by_kubespawner_and_judged(real_repo, tmp_path) -> None:
-    from af.check import startup
+    from af.tools.check import startup
 
     with standalone_copy(real_repo) as chart_dir:
         rendered, _ = render(real_repo, chart_dir, real_repo.root / "flux/deploy/production/values.yaml")

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from af.check.diff import compare, diff
+from af.tools.check.diff import compare, diff
 from tests.k8s.conftest import edit
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-from af.check.flux import check_flux
-from af.check.sops_secrets import check_committed_secrets, roundtrip
+from af.tools.check.flux import check_flux
+from af.tools.check.sops_secrets import check_committed_secrets, roundtrip
 from tests.k8s.conftest import edit, errors
 
 RELEASE = "flux/base/release/helmrelease.yaml"

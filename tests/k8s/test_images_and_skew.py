@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from af.check.dockerfiles import check_dockerfiles
-from af.check.skew import check_skew, lock_versions
+from af.tools.check.dockerfiles import check_dockerfiles
+from af.tools.check.skew import check_skew, lock_versions
 from tests.k8s.conftest import edit, errors
 
 PRODUCTION = "flux/deploy/production/values.yaml"
@@ -117,7 +117,7 @@ def test_the_z2jh_release_and_the_locked_jupyterhub_are_reported(real_repo) -> N
 
 
 def test_image_install_step_with_an_unknown_group_fails(scratch) -> None:
-    from af.check.image_install import check_image_install
+    from af.tools.check.image_install import check_image_install
 
     edit(
         scratch.root / "images/hub/Dockerfile",

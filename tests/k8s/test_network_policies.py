@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from af.check.chart import check_chart, render, standalone_copy
-from af.check.netpol import FORBIDDEN, REQUIRED, allowed, selects
+from af.tools.check.chart import check_chart, render, standalone_copy
+from af.tools.check.netpol import FORBIDDEN, REQUIRED, allowed, selects
 from tests.k8s.conftest import edit, errors
 
 TEMPLATE = "charts/analysis-facility/templates/networkpolicies.yaml"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from af.check.__main__ import CHECKS
+from af.tools.check.__main__ import CHECKS
 from tests.k8s.conftest import ROOT, errors
 
 
@@ -21,14 +21,14 @@ def test_check_passes_on_the_repository(name: str, real_repo) -> None:
 
 def test_cli_exit_status_and_report(real_repo, scratch) -> None:
     ok = subprocess.run(
-        [sys.executable, "-m", "af.check", "chart", "skew"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "af.tools.check", "chart", "skew"], cwd=ROOT, capture_output=True, text=True
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "af.check: all checks passed" in ok.stdout
+    assert "af.tools.check: all checks passed" in ok.stdout
     values = scratch.root / "flux/deploy/staging/values.yaml"
     values.write_text(values.read_text() + "healthCheck:\n  shedule: '* * * * *'\n")
     bad = subprocess.run(
-        [sys.executable, "-m", "af.check", "chart", "--root", str(scratch.root)],
+        [sys.executable, "-m", "af.tools.check", "chart", "--root", str(scratch.root)],
         capture_output=True,
         text=True,
     )
@@ -38,7 +38,7 @@ def test_cli_exit_status_and_report(real_repo, scratch) -> None:
 
 def test_cli_rejects_unknown_check() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "af.check", "chrat"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "af.tools.check", "chrat"], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 2
     assert "unknown check(s) ['chrat']" in done.stderr

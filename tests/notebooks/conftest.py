@@ -33,10 +33,14 @@ def data_env(r21_path: Path, r22_path: Path) -> dict[str, str]:
 def local_facility(tmp_path_factory: pytest.TempPathFactory, data_env: dict[str, str]):
     """The local facility, started by the same code as `make up` (tutorials from notebooks/), stopped with
     everything it started (servers, kernels, clusters) at the end."""
-    from af.local.ports import Ports
-    from af.local.runner import LocalFacility
+    from af.tools.local.ports import Ports
+    from af.tools.local.runner import LocalFacility
 
-    facility = LocalFacility(tmp_path_factory.mktemp("facility-state"), ports=Ports.free())
+    facility = LocalFacility(
+        tmp_path_factory.mktemp("facility-state"),
+        ports=Ports.free(),
+        tutorials=Path(__file__).resolve().parents[2] / "notebooks",
+    )
     try:
         facility.up()
         yield facility

@@ -9,7 +9,7 @@ import time
 
 import nbformat
 
-from af.remote_kernel import RemoteKernel
+from af.tools.remote_kernel import RemoteKernel
 
 from .conftest import hub_api, user_token
 from .execute import CHECKS_MARKER

@@ -1,4 +1,4 @@
-"""A stand-in for the one JupyterHub endpoint that af.access_token asks from inside a user's server:
+"""A stand-in for the one JupyterHub endpoint that af.user_server.access_token asks from inside a user's server:
 GET /hub/api/users/<name> with the server's API token, answered with the user's auth_state (as the hub
 answers a server allowed to read its owner's auth_state). Each answer carries the next token of `tokens`
 (the last one is repeated), as the hub hands out a refreshed token once the previous one has expired.

@@ -1,0 +1,42 @@
+"""JupyterHub configuration of the local facility (started by af.tools.local.runner, which sets the AF_* variables).
+
+Everything facility-specific comes from hub_config, exactly as in Kubernetes; this file only adds what belongs to
+running on one machine: ports, the state folder, the externally started proxy.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from hub_config import configure
+from hub_config.settings import load_settings
+
+c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
+
+settings = load_settings(os.environ["AF_SETTINGS"])
+configure(c, settings)
+
+ports = json.loads(os.environ["AF_PORTS"])
+state = Path(os.environ["AF_STATE_DIR"])
+(state / "hub").mkdir(parents=True, exist_ok=True)
+
+c.JupyterHub.bind_url = f"http://127.0.0.1:{ports['public']}"
+c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{ports['hub']}"
+c.JupyterHub.db_url = f"sqlite:///{state / 'hub' / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(state / "hub" / "jupyterhub_cookie_secret")
+# The runner starts configurable-http-proxy itself so that the proxy (and users' routes) survive hub restarts.
+c.ConfigurableHTTPProxy.should_start = False
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports['proxy_api']}"
+
+c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+c.Spawner.ip = "127.0.0.1"
+c.Spawner.environment = {
+    **c.Spawner.environment,
+    "AF_FACILITY_ID": os.environ["AF_FACILITY_ID"],
+    "PATH": os.environ["PATH"],
+    **({"AF_EXAMPLE_DATA": os.environ["AF_EXAMPLE_DATA"]} if "AF_EXAMPLE_DATA" in os.environ else {}),
+}
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 90
+c.JupyterHub.log_level = "INFO"

@@ -1,0 +1,116 @@
+"""dask-gateway-server configuration shared by the local facility and Kubernetes (import it in the gateway's
+config file): hub authentication, cluster options, per-user limits and cluster idle timeout.
+
+- `FacilityHubAuthenticator`: JupyterHubAuthenticator that requires the
+  ``access:services!service=dask-gateway`` scope (dask-gateway#829) and answers a malformed or unknown token
+  with 401 instead of a 500;
+- the backend class is wrapped by `af.gateway.limits.limit_per_user`: ``gateway.limits`` (clusters,
+  workers, cores, memory) are totals over all of one user's clusters, not only per cluster;
+- cluster options: worker cores and memory (bounded by ``gateway.limits``) and extra environment variables.
+
+Example (dask_gateway_config.py):
+    >>> from af.gateway.server_config import configure_gateway_server  # doctest: +SKIP
+    >>> configure_gateway_server(c, settings, hub_api_url="http://127.0.0.1:8081/hub/api")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from dask_gateway_server.auth import JupyterHubAuthenticator, unauthorized
+from dask_gateway_server.options import Float, Integer, Options
+from dask_gateway_server.options import Mapping as MappingOption
+
+from af.gateway.limits import PerUserLimits, UserLimits, limit_per_user
+from hub_config.gateway import SERVICE_NAME, service_prefix
+from hub_config.settings import parse_memory
+
+GIB = 2**30
+
+
+class FacilityHubAuthenticator(JupyterHubAuthenticator):
+    """JupyterHubAuthenticator that never turns a bad token into a server error."""
+
+    def get_token(self, request: web.Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        kind, _, token = header.strip().partition(" ")
+        if kind.lower() in ("jupyterhub", "token", "bearer") and token.strip():
+            return token.strip()
+        return None
+
+    async def authenticate(self, request: web.Request) -> Any:
+        try:
+            return await super().authenticate(request)
+        except web.HTTPInternalServerError as err:
+            # Upstream reports the hub's 403/4xx for an unknown or expired token as a server error.
+            self.log.info("rejecting token that the hub did not accept: %s", err.reason)
+            raise unauthorized("jupyterhub") from None
+        except web.HTTPException:
+            raise
+        except Exception as err:  # the hub's answer to a garbage token is not a user model
+            self.log.info("rejecting token that the hub did not accept: %s", err)
+            raise unauthorized("jupyterhub") from None
+
+
+def cluster_options(settings: Mapping[str, Any]) -> Options:
+    """The options a user may pass to ``Gateway().new_cluster(...)``, bounded by ``gateway.limits``."""
+    limits = settings["gateway"]["limits"]
+    worker = settings["gateway"]["worker"]
+    max_memory_gib = parse_memory(limits["max_memory"], "gateway.limits.max_memory") / GIB
+    default_memory_gib = parse_memory(worker["memory"], "gateway.worker.memory") / GIB
+
+    def to_config(options: Any, user: Any) -> dict[str, Any]:
+        return {
+            "worker_cores": options.worker_cores,
+            "worker_memory": int(options.worker_memory * GIB),
+            "environment": dict(options.environment),
+        }
+
+    return Options(
+        Integer(
+            "worker_cores",
+            default=int(worker["cores"]),
+            min=1,
+            max=max(1, int(limits["max_cores"])),
+            label="Worker cores",
+        ),
+        Float(
+            "worker_memory",
+            default=default_memory_gib,
+            min=0.25,
+            max=max_memory_gib,
+            label="Worker memory (GiB)",
+        ),
+        MappingOption("environment", default={}, label="Environment variables"),
+        handler=to_config,
+    )
+
+
+def configure_gateway_server(
+    c: Any, settings: Mapping[str, Any], hub_api_url: str, backend_class: type
+) -> None:
+    """The platform-independent gateway settings; the caller adds addresses and backend-specific settings.
+
+    `backend_class` (e.g. UnsafeLocalBackend or KubeBackend) is wrapped by `limit_per_user`, which makes
+    ``gateway.limits`` totals per user; dask-gateway's own per-cluster limits are set to the same values.
+    """
+    gateway = settings["gateway"]
+    limits = gateway["limits"]
+    c.DaskGateway.backend_class = limit_per_user(backend_class)
+    totals = UserLimits.from_settings(settings)
+    section = getattr(c, PerUserLimits.__name__)
+    section.user_max_clusters = totals.clusters
+    section.user_max_workers = totals.workers
+    section.user_max_cores = totals.cores
+    section.user_max_memory = totals.memory
+    c.DaskGateway.authenticator_class = FacilityHubAuthenticator
+    c.JupyterHubAuthenticator.jupyterhub_api_url = hub_api_url
+    c.JupyterHubAuthenticator.jupyterhub_service_name = SERVICE_NAME
+    c.Proxy.prefix = service_prefix(settings)
+    c.Backend.cluster_options = cluster_options(settings)
+    c.ClusterConfig.idle_timeout = float(gateway["cluster_idle_timeout"])
+    c.ClusterConfig.cluster_max_workers = int(limits["max_workers"])
+    c.ClusterConfig.cluster_max_cores = float(limits["max_cores"])
+    c.ClusterConfig.cluster_max_memory = parse_memory(limits["max_memory"], "gateway.limits.max_memory")

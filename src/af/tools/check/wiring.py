@@ -1,0 +1,212 @@
+"""Consistency between our settings and the values handed to the subcharts (names that must agree).
+
+Helm cannot template a subchart's values from the parent's, so a few names are written twice: the Secret
+and variables of the hub's environment, the ConfigMap mounted into the hub and the gateway, the gateway's
+hub token, the URL prefixes. These checks make a mismatch fail offline instead of in a crash-looping pod.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from af.tools.check.findings import Finding
+
+SETTINGS_DIR = "/usr/local/etc/jupyterhub/analysis-facility"
+GUARD_URL = "http://analysis-facility-dashboard-guard:8788"
+CONFIG_D = "/usr/local/etc/jupyterhub/jupyterhub_config.d"
+
+
+def _get(data: Any, *path: str) -> Any:
+    for part in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _env_entries(extra_env: Any) -> dict[str, Any]:
+    """z2jh's extraEnv as {name: spec}: it accepts a mapping or a list of {name, ...}."""
+    if isinstance(extra_env, Mapping):
+        return {k: (v if isinstance(v, Mapping) else {"value": v}) for k, v in extra_env.items()}
+    if isinstance(extra_env, list):
+        return {e.get("name"): e for e in extra_env if isinstance(e, Mapping)}
+    return {}
+
+
+# hub_config's defaults for the names of environment variables (hub_config/settings.py DEFAULTS)
+ENV_SETTINGS = {
+    ("auth", "client_secret_env"): "AF_OIDC_CLIENT_SECRET",
+    ("services", "operator_token_env"): "AF_OPERATOR_TOKEN",
+}
+GATEWAY_TOKEN_ENV = ("gateway", "api_token_env")
+GATEWAY_TOKEN_DEFAULT = "AF_GATEWAY_API_TOKEN"
+# z2jh generates a token per entry of hub.services into its Secret `hub` under this key
+Z2JH_SERVICE_TOKEN = ("hub", "hub.services.dask-gateway.apiToken")
+# ... and the auth_state encryption key(s), which hub_config reads from JUPYTERHUB_CRYPT_KEY
+Z2JH_CRYPT_KEY = ("JUPYTERHUB_CRYPT_KEY", ("hub", "hub.config.CryptKeeper.keys"))
+
+
+def check_hub_env(values: Mapping[str, Any], blame: str) -> list[Finding]:
+    """The hub's environment: secrets named by the settings come from hubEnvSecret or z2jh's Secret.
+
+    Example:
+        >>> v = {"settings": {"auth": {"client_secret_env": "S"}}, "hubEnvSecret": {"name": "e", "keys": []},
+        ...      "jupyterhub": {"hub": {}}}
+        >>> [f.key for f in check_hub_env(v, "v.yaml")][0]
+        'settings.auth.client_secret_env'
+    """
+    findings = []
+    secret = _get(values, "hubEnvSecret", "name")
+    keys = _get(values, "hubEnvSecret", "keys") or []
+    env = _env_entries(_get(values, "jupyterhub", "hub", "extraEnv"))
+    for path, default in ENV_SETTINGS.items():
+        wanted = _get(values, "settings", *path) or default
+        if wanted not in keys:
+            findings.append(
+                Finding(
+                    blame, "settings." + ".".join(path), f"{wanted!r} is not one of hubEnvSecret.keys {keys}"
+                )
+            )
+    expected_refs = {key: (secret, key) for key in keys}
+    token_env = _get(values, "settings", *GATEWAY_TOKEN_ENV) or GATEWAY_TOKEN_DEFAULT
+    expected_refs[token_env] = Z2JH_SERVICE_TOKEN
+    expected_refs[Z2JH_CRYPT_KEY[0]] = Z2JH_CRYPT_KEY[1]
+    for var, (name, key) in expected_refs.items():
+        ref = _get(env.get(var), "valueFrom", "secretKeyRef")
+        where = f"jupyterhub.hub.extraEnv.{var}"
+        if not isinstance(ref, Mapping):
+            findings.append(Finding(blame, where, f"missing: must come from Secret {name!r} key {key!r}"))
+        elif (ref.get("name"), ref.get("key")) != (name, key):
+            findings.append(
+                Finding(
+                    blame,
+                    f"{where}.valueFrom.secretKeyRef",
+                    f"refers to {ref.get('name')}/{ref.get('key')}, expected {name}/{key}",
+                )
+            )
+    for var, spec in env.items():
+        if "value" in spec and any(w in str(var).upper() for w in ("SECRET", "TOKEN", "PASSWORD")):
+            findings.append(
+                Finding(
+                    blame,
+                    f"jupyterhub.hub.extraEnv.{var}",
+                    "a secret in clear text: use valueFrom.secretKeyRef",
+                )
+            )
+    return findings
+
+
+def check_prefixes(values: Mapping[str, Any], blame: str) -> list[Finding]:
+    """The hub's base URL agrees between settings and z2jh, and the gateway sits under it as a hub service."""
+    findings = []
+    base = _get(values, "settings", "hub", "base_url") or "/"
+    z2jh_base = _get(values, "jupyterhub", "hub", "baseUrl") or "/"
+    if base.rstrip("/") != z2jh_base.rstrip("/"):
+        findings.append(
+            Finding(
+                blame, "jupyterhub.hub.baseUrl", f"{z2jh_base!r} differs from settings.hub.base_url {base!r}"
+            )
+        )
+    gateway = values.get("dask-gateway") or {}
+    services = _get(values, "jupyterhub", "hub", "services") or {}
+    if "dask-gateway" not in services:
+        findings.append(
+            Finding(blame, "jupyterhub.hub.services.dask-gateway", "missing: the gateway is a hub service")
+        )
+    expected = base.rstrip("/") + "/services/dask-gateway"
+    prefix = _get(gateway, "gateway", "prefix")
+    if prefix != expected:
+        findings.append(Finding(blame, "dask-gateway.gateway.prefix", f"{prefix!r}, expected {expected!r}"))
+    traefik = f"traefik-{gateway.get('fullnameOverride') or 'dask-gateway'}"
+    tcp_port = _get(gateway, "traefik", "service", "ports", "tcp", "port")
+    expected_addresses = {
+        # the gateway API through the hub's proxy and the dashboard guard (NetworkPolicies allow nothing else)
+        "address": f"http://proxy-public{expected}",
+        # schedulers on traefik's own TCP port (user servers may not reach traefik's web port)
+        "proxy_address": f"gateway://{traefik}:{tcp_port}",
+        "service_url": GUARD_URL,
+    }
+    for key, want in expected_addresses.items():
+        value = _get(values, "settings", "gateway", key)
+        if value is not None and str(value).rstrip("/") != want:
+            findings.append(Finding(blame, f"settings.gateway.{key}", f"{value!r}, expected {want!r}"))
+    public = _get(values, "settings", "gateway", "public_address")
+    if public is not None and public.rstrip("/") != expected:
+        findings.append(
+            Finding(blame, "settings.gateway.public_address", f"{public!r}, expected {expected + '/'!r}")
+        )
+    auth = _get(gateway, "gateway", "auth") or {}
+    if auth.get("type") != "jupyterhub":
+        findings.append(
+            Finding(blame, "dask-gateway.gateway.auth.type", f"{auth.get('type')!r}, expected 'jupyterhub'")
+        )
+    hub_auth = auth.get("jupyterhub") or {}
+    token = (hub_auth.get("apiTokenFromSecretName"), hub_auth.get("apiTokenFromSecretKey"))
+    if token != ("hub", "hub.services.dask-gateway.apiToken"):
+        findings.append(
+            Finding(
+                blame,
+                "dask-gateway.gateway.auth.jupyterhub.apiTokenFromSecretKey",
+                f"token from {token}, expected z2jh's generated one (hub, hub.services.dask-gateway.apiToken)",
+            )
+        )
+    api_url = hub_auth.get("apiUrl")
+    expected_api = f"http://hub:8081{base.rstrip('/')}/hub/api"
+    if api_url != expected_api:
+        findings.append(
+            Finding(
+                blame,
+                "dask-gateway.gateway.auth.jupyterhub.apiUrl",
+                f"{api_url!r}, expected {expected_api!r}",
+            )
+        )
+    return findings
+
+
+def check_mounts(values: Mapping[str, Any], rendered: list[dict[str, Any]], blame: str) -> list[Finding]:
+    """ConfigMaps mounted into the hub or read by the gateway are rendered by our chart, with those keys."""
+    config_maps = {
+        d["metadata"]["name"]: set((d.get("data") or {}).keys())
+        for d in rendered
+        if d.get("kind") == "ConfigMap"
+    }
+    findings = []
+    hub = _get(values, "jupyterhub", "hub") or {}
+    volumes = {v.get("name"): v for v in hub.get("extraVolumes") or [] if isinstance(v, Mapping)}
+    mounted_paths = set()
+    for i, mount in enumerate(hub.get("extraVolumeMounts") or []):
+        volume = volumes.get(mount.get("name"))
+        key = f"jupyterhub.hub.extraVolumeMounts[{i}]"
+        if volume is None:
+            findings.append(
+                Finding(blame, key, f"volume {mount.get('name')!r} is not in jupyterhub.hub.extraVolumes")
+            )
+            continue
+        cm = _get(volume, "configMap", "name")
+        if cm is None:
+            continue
+        if cm not in config_maps:
+            findings.append(Finding(blame, key, f"ConfigMap {cm!r} is not rendered by the chart"))
+        elif mount.get("subPath") and mount["subPath"] not in config_maps[cm]:
+            findings.append(
+                Finding(blame, f"{key}.subPath", f"ConfigMap {cm!r} has no key {mount['subPath']!r}")
+            )
+        mounted_paths.add(mount.get("mountPath"))
+    for needed in (f"{SETTINGS_DIR}/settings.yaml", f"{CONFIG_D}/analysis_facility.py"):
+        if needed not in mounted_paths:
+            findings.append(
+                Finding(blame, "jupyterhub.hub.extraVolumeMounts", f"nothing mounted at {needed}")
+            )
+    gateway = values.get("dask-gateway") or {}
+    for i, env in enumerate(_get(gateway, "gateway", "env") or []):
+        ref = _get(env, "valueFrom", "configMapKeyRef")
+        if isinstance(ref, Mapping) and ref.get("key") not in config_maps.get(ref.get("name"), set()):
+            findings.append(
+                Finding(
+                    blame,
+                    f"dask-gateway.gateway.env[{i}].valueFrom.configMapKeyRef",
+                    f"{ref.get('name')}/{ref.get('key')} is not rendered by the chart",
+                )
+            )
+    return findings
