@@ -11,6 +11,11 @@ import dask_awkward as dak
 import pytest
 
 import physlite.events
+import physlite.reader.file as reader_file
+from physlite.events.eventformat import computed_key_map
+from physlite.events.factory import container_classes
+from physlite.io.metadata import default_store
+from physlite.reader.catalogue import forget_catalogues
 
 
 def _load_io_fixtures():
@@ -66,13 +71,64 @@ def test_events_of_a_did_equal_the_local_events(rucio_env, r21_path, form):
     assert ak.array_equal(remote.Electrons.trackParticles.z0, z0)
 
 
-def test_model_of_a_did_takes_the_link_keys_from_container_names(rucio_env, r21_path):
+def test_model_of_a_did_takes_the_link_keys_from_the_files_event_format(rucio_env, r21_path):
     model = physlite.events.open_model(f"test:{r21_path.name}", collections=["Electrons"])
     try:
-        assert model.key_map_source == "computed"  # the DID's metadata is not fetched a second time
+        assert model.key_map_source == "EventFormat"
         assert model.num_entries == 40
     finally:
         model.close()
+
+
+@pytest.fixture
+def fresh_metadata():
+    """No catalogue or metadata plan of an earlier test: the first open of a file goes to the network."""
+    forget_catalogues()
+    default_store().forget()
+    yield
+    forget_catalogues()
+    default_store().forget()
+
+
+@pytest.mark.parametrize("protocol", ["https", "root"])
+def test_remote_links_come_from_the_files_own_event_format(
+    protocol, nginx, xrootd, r21_path, monkeypatch, fresh_metadata
+):
+    monkeypatch.setenv("SSL_CERT_FILE", str(nginx.cert))
+    url = nginx.url(r21_path.name) if protocol == "https" else xrootd.url(r21_path.name)
+    read_from = []
+    reader_of_event_format = reader_file.event_format_bytes
+
+    def spy(source):
+        read_from.append(source.location)
+        return reader_of_event_format(source)
+
+    monkeypatch.setattr(reader_file, "event_format_bytes", spy)
+    local = physlite.events.open_model(r21_path)
+    computed = computed_key_map(container_classes(local.reader, local.schema))
+    local.close()
+
+    def requests_to_open(opener) -> int:
+        forget_catalogues()
+        opened = opener(url)
+        source = (opened.reader if hasattr(opened, "reader") else opened)._source
+        try:
+            return source.stats.requests
+        finally:
+            if hasattr(opened, "key_map"):
+                assert opened.key_map_source == "EventFormat"
+                assert opened.key_map == local.key_map
+                assert set(opened.key_map) - set(computed)  # hashes that only the file's EventFormat lists
+            opened.close()
+
+    plain_first = requests_to_open(physlite.open)  # the reader alone does not read the EventFormat
+    default_store().forget()
+    events_first = requests_to_open(physlite.events.open_model)
+    events_again = requests_to_open(physlite.events.open_model)
+    plain_again = requests_to_open(physlite.open)
+    assert read_from == [str(r21_path), url, url]
+    assert events_first == plain_first + 1  # a new file: one more request, for the EventFormat's basket
+    assert events_again == plain_again  # its metadata plan holds the EventFormat: read in the first round
 
 
 def test_dask_events_of_a_did(rucio_env, r22_path):

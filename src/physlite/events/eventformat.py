@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Mapping
+from typing import Any
 
 from physlite.errors import CorruptDataError
 from physlite.events.sgkey import CLIDS, clid_of, sgkey
@@ -58,32 +59,28 @@ def parse_event_format(raw: bytes, where: str = "EventFormat") -> dict[int, tupl
     return {h: (n, c) for n, c, h in zip(names, classes, hashes, strict=True)}
 
 
+def event_format_of(reader: Any) -> dict[int, tuple[str, str]] | None:
+    """The EventFormat of an open file (``physlite.open``), or None when the file has none (e.g. r22 examples)."""
+    raw = reader.event_format_bytes()
+    if raw is None:
+        return None
+    return parse_event_format(raw, where=f"{reader.location}: MetaData/EventFormat")
+
+
 def read_event_format(location: str | os.PathLike[str]) -> dict[int, tuple[str, str]] | None:
-    """The EventFormat of a file's ``MetaData`` tree, or None when the file has none (e.g. r22 examples).
+    """The EventFormat of the file at ``location`` (anything ``physlite.open`` opens), or None.
 
-    ``location`` is anything :func:`physlite.io.open_source` opens (path, ``file://``, URL, rucio DID); the
-    bytes come through that source layer.
+    Example:
+        >>> read_event_format("DAOD_PHYSLITE_21.2.108.0.art.pool.root")[0x1D3890DB]  # doctest: +SKIP
+        ('InDetTrackParticles', 'DataVector<xAOD::TrackParticle_v1>')
     """
-    import uproot
+    from physlite.events.source import open_reader
 
-    from physlite.io import open_source
-
-    source = open_source(location)
-    where = source.location
+    reader = open_reader(location)
     try:
-        with uproot.open(source.file_like(), object_cache=None, array_cache=None) as file:
-            if "MetaData" not in file:
-                return None
-            tree = file["MetaData"]
-            if "EventFormat" not in tree:
-                return None
-            branch = tree["EventFormat"]
-            if branch.num_baskets == 0:
-                return None
-            raw = branch.basket(0).data.tobytes()
+        return event_format_of(reader)
     finally:
-        source.close()
-    return parse_event_format(raw, where=f"{where}: MetaData/EventFormat")
+        reader.close()
 
 
 def computed_key_map(container_classes: Mapping[str, str | None]) -> dict[int, tuple[str, str]]:

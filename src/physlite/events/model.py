@@ -18,11 +18,10 @@ from typing import Any
 import awkward as ak
 
 from physlite.errors import PhysliteError
-from physlite.events.eventformat import computed_key_map, read_event_format
+from physlite.events.eventformat import computed_key_map, event_format_of
 from physlite.events.factory import EventFactory, container_classes
 from physlite.events.schema import Schema
 from physlite.events.source import ChainReader, open_reader, source_list
-from physlite.io import is_remote
 
 
 @dataclass
@@ -80,16 +79,14 @@ def _schema(reader: Any, where: str, collections: Iterable[str] | None) -> Schem
     return schema
 
 
-def _key_map(sources: list[Any], reader: Any, schema: Schema) -> tuple[dict[int, str], str]:
+def _key_map(reader: Any, schema: Schema) -> tuple[dict[int, str], str]:
+    """Hash -> container from the files' EventFormat (read through each file's own source, remote ones
+    included), completed by hashes computed from container names for files without one."""
     computed = {h: name for h, (name, _) in computed_key_map(container_classes(reader, schema)).items()}
     from_files: dict[int, str] = {}
     complete = True
-    for source in sources:
-        if is_remote(source):
-            # remote metadata (URL or rucio DID) is not fetched a second time: container names give the hashes
-            complete = False
-            continue
-        found = read_event_format(source)
+    for one in getattr(reader, "readers", [reader]):
+        found = event_format_of(one)
         if found is None:
             complete = False
             continue
@@ -110,7 +107,7 @@ def open_model(source: Any, collections: Iterable[str] | None = None) -> EventMo
         os.fspath(sources[0]) if len(sources) == 1 else f"{len(sources)} files ({os.fspath(sources[0])}, ...)"
     )
     schema = _schema(reader, where, collections)
-    key_map, key_map_source = _key_map(sources, reader, schema)
+    key_map, key_map_source = _key_map(reader, schema)
     return EventModel(reader, schema, key_map, key_map_source, where)
 
 

@@ -23,8 +23,11 @@ class Reader(Protocol):
     """What the event model needs of a reader (the API of ``physlite.open``)."""
 
     num_entries: int
+    location: str
 
     def keys(self) -> list[str]: ...
+
+    def event_format_bytes(self) -> bytes | None: ...
 
     def typename(self, name: str) -> str: ...
 

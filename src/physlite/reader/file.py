@@ -20,6 +20,7 @@ from physlite.decode.baskets import NEVBUF, STATUS_MESSAGES, TABLE_COLUMNS, read
 from physlite.errors import BranchNotFoundError, CorruptDataError, PhysliteError, UnsupportedTypeError
 from physlite.io import LocalSource, open_source
 from physlite.reader.catalogue import BranchInfo, load_catalogue
+from physlite.reader.event_format import event_format_bytes
 
 DEFAULT_TREE = "CollectionTree"
 
@@ -80,6 +81,17 @@ class PhysliteFile:
     def typename(self, name: str) -> str:
         """The C++ type of branch ``name``."""
         return self.info(name).typename
+
+    def event_format_bytes(self) -> bytes | None:
+        """The raw bytes of the file's EventFormat metadata (ElementLink hash -> container), or None when the
+        file has none; parsed by :func:`physlite.events.eventformat.parse_event_format`.
+
+        Example:
+            >>> with physlite.open("DAOD_PHYSLITE_21.2.108.0.art.pool.root") as f:  # doctest: +SKIP
+            ...     parse_event_format(f.event_format_bytes())[0x1D3890DB]
+            ('InDetTrackParticles', 'DataVector<xAOD::TrackParticle_v1>')
+        """
+        return event_format_bytes(self._source)
 
     def show(self, file=None) -> None:
         """Print every branch with its C++ type, decoder layout and uncompressed size."""
