@@ -25,8 +25,10 @@ served, nginx, xrootd, rucio = _io.served, _io.nginx, _io.xrootd, _io.rucio
 
 @pytest.fixture(scope="session")
 def data_env(r21_path: Path, r22_path: Path) -> dict[str, str]:
-    """What the facility sets in a user's server: where the PHYSLITE files are."""
-    return {"PHYSLITE_TEST_DATA": str(r22_path.parent)}
+    """What the facility sets in a user's server: ``AF_EXAMPLE_DATA``, the folder of the example PHYSLITE files
+    (here the test suite's own ``PHYSLITE_TEST_DATA`` folder, which holds both)."""
+    assert r21_path.parent == r22_path.parent
+    return {"AF_EXAMPLE_DATA": str(r22_path.parent)}
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +42,7 @@ def local_facility(tmp_path_factory: pytest.TempPathFactory, data_env: dict[str,
         tmp_path_factory.mktemp("facility-state"),
         ports=Ports.free(),
         tutorials=Path(__file__).resolve().parents[2] / "notebooks",
+        example_data=Path(data_env["AF_EXAMPLE_DATA"]),
     )
     try:
         facility.up()

@@ -1,4 +1,5 @@
-"""Notebook 2 (PHYSLITE) runs on both releases' files; its numbers match a direct read with uproot."""
+""" ""Notebook 2 (PHYSLITE) runs on both releases' files; its numbers match a direct read with uproot and are
+printed as a physicist would (GeV with one decimal, not float32 noise)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import pytest
 import uproot
 
 from .execute import execute
+from .figure_checks import problems
 
 CHECKS = (
     "{'n_electrons': n_electrons, 'target': target, 'z0': electron_track_z0.to_list(), "
-    "'identical': identical, 'timings': timings, 'ylabel': speed_figure.axes[0].get_ylabel()}"
+    "'identical': identical, 'timings': timings, 'ylabel': speed_figure.axes[0].get_ylabel(), "
+    "'panels': figure_checks.panels(speed_figure)}"
 )
 
 
@@ -62,3 +65,6 @@ def test_physlite(release, data_env, r21_path, r22_path):
     assert all(t > 0 for reader in run.checks["timings"].values() for t in reader.values())
     assert "[ms]" in run.checks["ylabel"]
     assert run.images == 1
+    assert problems(run.checks["panels"]) == []
+    assert run.float_noise() == []
+    assert " GeV" in run.text()

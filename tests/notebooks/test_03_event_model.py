@@ -10,13 +10,15 @@ from physlite.analysis import run as run_reference
 
 from . import direct
 from .execute import execute
+from .figure_checks import problems
 
 CHECKS = (
     "{'n_events': len(events), 'n_electrons': n_electrons, 'z0': track_z0.to_list(), "
     "'n_with_parent': n_with_parent, 'n_round_trip': n_round_trip, 'mee': mee.tolist(), "
     "'mee_entries': float(h_mee.sum(flow=True)), 'counts': result.counts, 'n_reference': result.n_events, "
     "'labels': [ax.get_xlabel() for f in (pt_figure, mass_figure, reference_figure) for ax in f.axes], "
-    "'n_muons': n_muons, 'n_id_tracks': n_id_tracks}"
+    "'n_muons': n_muons, 'n_id_tracks': n_id_tracks, "
+    "'panels': [p for f in (pt_figure, mass_figure, reference_figure) for p in figure_checks.panels(f)]}"
 )
 
 
@@ -52,3 +54,14 @@ def test_event_model(release, data_env, r21_path, r22_path):
     assert labels[:2] == [r"electron $p_{T}$ [GeV]", r"$m_{ee}$ [GeV]"]
     assert all("[GeV]" in label for label in labels[2:5])
     assert run.images == 3
+    # every panel shows data or says why not, readable ticks, no float noise
+    assert problems(checks["panels"]) == []
+    empty = {panel["xlabel"]: panel["notes"] for panel in checks["panels"] if not panel["has_data"]}
+    assert (
+        empty
+        == {
+            "r21": {r"$m_{ee}$ [GeV]": ["no opposite-charge tight pair in this file"]},
+            "r22": {r"signal muon $p_T$ [GeV]": ["none passed the selection"]},
+        }[release]
+    )
+    assert run.float_noise() == []

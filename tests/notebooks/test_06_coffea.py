@@ -7,6 +7,7 @@ import numpy as np
 
 from . import direct
 from .execute import execute
+from .figure_checks import problems
 
 R22, R21 = "release 22 example (Zee)", "release 21 example"
 CHECKS = (
@@ -14,7 +15,8 @@ CHECKS = (
     "'mee': {d: float(output['mee'][d, :].sum(flow=True)) for d in fileset}, "
     "'mee_in_range': {d: float(output['mee'][d, :].sum()) for d in fileset}, "
     "'jets': {d: float(output['jet_pt'][d, :].sum(flow=True)) for d in fileset}, "
-    "'labels': [ax.get_xlabel() for ax in coffea_figure.axes], 'z0': electrons.trackParticle.z0.to_list()}"
+    "'labels': [ax.get_xlabel() for ax in coffea_figure.axes], 'z0': electrons.trackParticle.z0.to_list(), "
+    "'panels': figure_checks.panels(coffea_figure)}"
 )
 
 
@@ -37,3 +39,5 @@ def test_coffea(data_env, r21_path, r22_path):
     direct.assert_same_jagged(checks["z0"], direct.first_track_z0(r22_path))
     assert checks["labels"] == [r"$m_{ee}$ [GeV]", r"jet $p_{T}$ [GeV]"]
     assert run.images == 1
+    assert problems(checks["panels"]) == []
+    assert run.float_noise() == []
