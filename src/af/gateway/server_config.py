@@ -3,7 +3,8 @@ config file): hub authentication, cluster options, per-user limits and cluster i
 
 - `FacilityHubAuthenticator`: JupyterHubAuthenticator that requires the
   ``access:services!service=dask-gateway`` scope (dask-gateway#829) and answers a malformed or unknown token
-  with 401 instead of a 500;
+  with 401 instead of a 500, and whose ``setup`` adds `af.gateway.request_bodies.json_object_bodies` (an API
+  request body that is not a JSON object is a 400, not a 500);
 - the backend class is wrapped by `af.gateway.limits.limit_per_user`: ``gateway.limits`` (clusters,
   workers, cores, memory) are totals over all of one user's clusters, not only per cluster;
 - cluster options: worker cores and memory (bounded by ``gateway.limits``) and extra environment variables.
@@ -24,6 +25,7 @@ from dask_gateway_server.options import Float, Integer, Options
 from dask_gateway_server.options import Mapping as MappingOption
 
 from af.gateway.limits import PerUserLimits, UserLimits, limit_per_user
+from af.gateway.request_bodies import json_object_bodies
 from hub_config.gateway import SERVICE_NAME, service_prefix
 from hub_config.settings import parse_memory
 
@@ -31,7 +33,13 @@ GIB = 2**30
 
 
 class FacilityHubAuthenticator(JupyterHubAuthenticator):
-    """JupyterHubAuthenticator that never turns a bad token into a server error."""
+    """JupyterHubAuthenticator that never turns a bad token (nor a request body that is no JSON object) into a
+    server error."""
+
+    async def setup(self, app: web.Application) -> None:
+        # The server hands its application to the authenticator before it starts: the last moment to add one.
+        app.middlewares.append(json_object_bodies)
+        await super().setup(app)
 
     def get_token(self, request: web.Request) -> str | None:
         header = request.headers.get("Authorization", "")
