@@ -29,6 +29,18 @@ c.JupyterHub.cookie_secret_file = str(state / "hub" / "jupyterhub_cookie_secret"
 c.ConfigurableHTTPProxy.should_start = False
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports['proxy_api']}"
 
+# Hub-managed services (the idle culler) carry the facility's marker too: `af down` then finds them even when the
+# hub could not stop them (a hub that crashed or was killed leaves its services running, reparented to init).
+c.JupyterHub.services = [
+    {
+        **service,
+        "environment": {**service.get("environment", {}), "AF_FACILITY_ID": os.environ["AF_FACILITY_ID"]},
+    }
+    if "command" in service
+    else service
+    for service in c.JupyterHub.services
+]
+
 c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
 c.Spawner.ip = "127.0.0.1"
 c.Spawner.environment = {

@@ -159,6 +159,26 @@ def marked_processes(facility_id: str) -> list[int]:
     return found
 
 
+def descendants(pids: list[int]) -> list[int]:
+    """PIDs of every process below `pids` in the process tree (children, their children, …)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    pending = list(pids)
+    while pending:
+        below = children.get(pending.pop(), [])
+        found += below
+        pending += below
+    return found
+
+
 def terminate(pids: list[int], grace: float = 10.0) -> None:
     """SIGTERM `pids`, then SIGKILL those still alive after `grace` seconds."""
     for pid in pids:
@@ -418,19 +438,20 @@ class LocalFacility:
 
     def down(self) -> list[int]:
         """Stop every component by PID, then every process carrying this facility's marker (users' servers,
-        kernels, gateway schedulers and workers). Returns the PIDs found running."""
+        kernels, gateway schedulers and workers, the hub's services) and every process the components had
+        started that is still running. Returns the PIDs found running."""
         stopped = []
+        started_by_components = descendants([pid for pid in self.pids().values() if _alive(pid)])
         for name in reversed(COMPONENTS):
             pid = self.pids().get(name)
             if pid is not None and _alive(pid):
                 stopped.append(pid)
             self.stop_component(name)
         facility_id = _read_json(self.state_dir / "secrets.json", {}).get("facility_id")
-        if facility_id:
-            leftovers = marked_processes(facility_id)
-            terminate(leftovers, grace=5.0)
-            stopped += leftovers
-        return stopped
+        leftovers = marked_processes(facility_id) if facility_id else []
+        leftovers += [pid for pid in started_by_components if pid not in leftovers and _alive(pid)]
+        terminate(leftovers, grace=5.0)
+        return stopped + leftovers
 
     def running(self) -> dict[str, bool]:
         return {name: _alive(pid) for name, pid in self.pids().items()}
