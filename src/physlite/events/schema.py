@@ -71,7 +71,8 @@ ALIASES: dict[tuple[str, str], tuple[str, bool]] = {
     ("Electrons", "trackParticle"): ("trackParticles", True),
     ("Electrons", "caloCluster"): ("caloClusters", True),
     ("Photons", "caloCluster"): ("caloClusters", True),
-    ("Muons", "trackParticle"): ("inDetTrackParticle", False),
+    # as in coffea's PHYSLITE schema: the combined track (the ID track is Muons.inDetTrackParticle)
+    ("Muons", "trackParticle"): ("combinedTrackParticle", False),
 }
 
 

@@ -22,6 +22,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import uproot
@@ -55,6 +56,7 @@ class BranchInfo:
     compressed_bytes: int
     uncompressed_bytes: int
     members: tuple[BranchInfo, ...] = ()  # .m_persKey and .m_persIndex of a split ElementLink vector
+    path: str = ""  # uproot's full key, parent/leaf (e.g. EventInfoAux./EventInfoAux.runNumber); else the name
 
 
 def _baskets(record: BranchRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,6 +82,7 @@ def _branch_info(record: BranchRecord, streamers: Streamers, typed=None, members
         sizes = (sum(m.compressed_bytes for m in members), sum(m.uncompressed_bytes for m in members))
     seeks, nbytes, entries = _baskets(record)
     return BranchInfo(
+        path=_path(record),
         name=record.name,
         typename=typename,
         layout=layout,
@@ -91,6 +94,14 @@ def _branch_info(record: BranchRecord, streamers: Streamers, typed=None, members
         uncompressed_bytes=int(sizes[1]),
         members=tuple(members),
     )
+
+
+def _path(record: BranchRecord) -> str:
+    names = []
+    while record is not None:
+        names.append(record.name)
+        record = record.parent
+    return "/".join(reversed(names))
 
 
 def branch_infos(tree: TreeRecord, streamers: Streamers) -> dict[str, BranchInfo]:
@@ -181,6 +192,11 @@ class Catalogue:
     num_entries: int
     compression: str
     branches: dict[str, BranchInfo]
+
+    @cached_property
+    def by_path(self) -> dict[str, str]:
+        """Branch names by uproot's full key (``parent/leaf``), where the two differ."""
+        return {info.path: name for name, info in self.branches.items() if info.path and info.path != name}
 
 
 _cache: OrderedDict[tuple, Catalogue] = OrderedDict()

@@ -60,21 +60,31 @@ class PhysliteFile:
         self.num_entries = catalogue.num_entries
         self.compression = catalogue.compression
         self._branches = catalogue.branches
+        self._by_path = catalogue.by_path
         self.branches_read: set[str] = set()
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- metadata
-    def keys(self) -> list[str]:
-        """Names of all branches: leaves, and split ElementLink vectors under their parent's name."""
+    def keys(self, full_paths: bool = False) -> list[str]:
+        """Names of all branches: leaves, and split ElementLink vectors under their parent's name; with
+        ``full_paths``, as uproot's ``keys()`` spells them (``parent/leaf`` for sub-branches of split objects).
+        Every method that takes a branch name takes either form.
+
+        Example:
+            >>> f.keys()[:1], f.keys(full_paths=True)[:1]  # doctest: +SKIP
+            (['EventInfoAux.runNumber'], ['EventInfoAux./EventInfoAux.runNumber'])
+        """
+        if full_paths:
+            return [info.path or name for name, info in self._branches.items()]
         return list(self._branches)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._branches
+        return name in self._branches or name in self._by_path
 
     def info(self, name: str) -> BranchInfo:
-        """Metadata of branch ``name`` (type, layout, baskets, sizes)."""
+        """Metadata of branch ``name`` (a leaf name or uproot's ``parent/leaf`` key): type, layout, baskets, sizes."""
         try:
-            return self._branches[name]
+            return self._branches[self._by_path.get(name, name)]
         except KeyError:
             raise BranchNotFoundError(f"{self.location}: no branch {name!r} in {self.tree_name}") from None
 
@@ -109,7 +119,8 @@ class PhysliteFile:
     ) -> dict[str, ak.Array]:
         """Read branches ``names`` for entries [entry_start, entry_stop) into awkward arrays, in parallel.
 
-        ElementLinks come back as records ``{m_persKey, m_persIndex}``.
+        ElementLinks come back as records ``{m_persKey, m_persIndex}``. Names are leaf names or uproot's full
+        ``parent/leaf`` keys; the result is keyed by the names as given.
 
         Example:
             >>> f.arrays(["AnalysisElectronsAuxDyn.pt"], entry_stop=10)["AnalysisElectronsAuxDyn.pt"]  # doctest: +SKIP
@@ -121,7 +132,7 @@ class PhysliteFile:
         for info in infos:
             if info.layout is None:
                 raise UnsupportedTypeError(f"{self.location}: branch {info.name}: {info.unsupported_reason}")
-        jobs = self._plan(infos, start, stop)
+        jobs = self._plan(list({info.name: info for info in infos}.values()), start, stop)  # a branch once
         # every job's byte ranges are requested up front: remote sources download while the first jobs decode
         work = list(zip(jobs, [self._request(job) for job in jobs], strict=True))
         if self.threads > 1 and len(jobs) > 1:
@@ -138,7 +149,7 @@ class PhysliteFile:
             base = found[0][0]
             by_member[name] = _concatenate([part for _, part in found])[start - base : stop - base]
         result = {}
-        for info in infos:
+        for name, info in zip(names, infos, strict=True):
             if info.members:
                 keys, indices = (by_member[m.name] for m in info.members)
                 try:
@@ -149,9 +160,9 @@ class PhysliteFile:
                     ) from None
             else:
                 content = by_member[info.name]
-            result[info.name] = ak.Array(content)
+            result[name] = ak.Array(content)
         with self._lock:
-            self.branches_read.update(names)
+            self.branches_read.update(info.name for info in infos)
         return result
 
     def array(self, name: str, entry_start: int | None = None, entry_stop: int | None = None) -> ak.Array:
