@@ -17,16 +17,7 @@ import numpy as np
 
 import physlite
 from physlite.errors import PhysliteError
-
-_AUX = ("AuxDyn.", "Aux.")
-
-
-def collection_of(branch: str) -> str:
-    """The xAOD collection a branch belongs to: ``AnalysisElectronsAuxDyn.pt`` -> ``AnalysisElectrons``."""
-    for marker in _AUX:
-        if marker in branch:
-            return branch.split(marker, 1)[0]
-    return branch
+from physlite.reader.interfaces import collection_of
 
 
 def _size(n: float) -> str:
@@ -49,10 +40,14 @@ def inspect(path: str, out=None) -> None:
         print(f"file         {f.location}", file=out)
         print(f"tree         {f.tree_name}, {f.num_entries} entries", file=out)
         print(f"compression  {f.compression}", file=out)
+        empty = [info for info in infos if info.holds_no_data]
+        unreadable = [info for info in infos if info.layout is None and not info.holds_no_data]
         print(
-            f"branches     {len(infos)} ({readable} readable, {links} ElementLink, {len(infos) - readable} unsupported)",
+            f"branches     {len(infos)} ({readable} readable, {links} ElementLink, {len(empty)} hold no data, "
+            f"{len(unreadable)} unreadable)",
             file=out,
         )
+        _print_not_read(empty, unreadable, out)
         ratio = total / zipped if zipped else 0.0
         print(
             f"size         {_size(zipped)} on disk, {_size(total)} uncompressed (ratio {ratio:.2f})", file=out
@@ -70,6 +65,21 @@ def inspect(path: str, out=None) -> None:
             print(
                 f"{name:<48} {len(members):>8} {n_links:>6} {_size(on_disk):>10} {_size(raw):>10}", file=out
             )
+
+
+def _print_not_read(empty: list, unreadable: list, out) -> None:
+    """What the branches physlite does not read are: no data (and why), or types it cannot decode."""
+    kinds: dict[str, int] = defaultdict(int)
+    for info in empty:
+        kinds[info.unsupported_reason.removeprefix("holds no data: ").split(": ")[0]] += 1
+    for kind, count in sorted(kinds.items(), key=lambda item: -item[1]):
+        print(f"no data      {count:>4} x {kind}", file=out)
+    if kinds:
+        print(
+            "             (bookkeeping only: the values are in the Aux./AuxDyn. variable branches)", file=out
+        )
+    for info in unreadable:
+        print(f"unreadable   {info.name}: {info.unsupported_reason}", file=out)
 
 
 def _summary(array: ak.Array) -> str:

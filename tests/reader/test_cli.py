@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+import physlite
 from physlite.cli import collection_of, main
+from physlite.errors import UnsupportedTypeError
 
 
 def test_inspect_lists_collections_entries_and_compression(r21_path, capsys):
@@ -52,3 +56,35 @@ def test_events_and_analysis_are_reachable_from_the_package(r22_path):
     done = subprocess.run([sys.executable, "-c", code, str(r22_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["100", "True"]
+
+
+def test_inspect_tells_branches_without_data_from_unreadable_ones(r21_path, r22_path, capsys):
+    assert main(["inspect", str(r22_path)]) == 0
+    out = capsys.readouterr().out
+    assert "482 hold no data, 0 unreadable" in out and "unsupported" not in out
+    assert "x interface container" in out and "x base of an auxiliary store\n" in out
+    assert main(["inspect", str(r21_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 unreadable" in out and "unreadable   McEventInfo: no decoder for type PileUpEventInfo_p5" in out
+
+
+@pytest.mark.parametrize("release", ["r21", "r22"])
+def test_branches_said_to_hold_no_data_carry_only_bookkeeping(release, r21_path, r22_path):
+    path = r21_path if release == "r21" else r22_path
+    with physlite.open(path) as f:
+        infos = [f.info(name) for name in f.keys()]
+        empty = [info for info in infos if info.holds_no_data]
+        assert len(empty) > 450
+        # a few bytes of object headers per entry, where a data branch of the same objects holds values
+        assert max(info.uncompressed_bytes for info in empty) / f.num_entries < 80
+        assert {"AnalysisElectrons", "AnalysisElectronsAux."} <= {info.name for info in empty}
+        with pytest.raises(
+            UnsupportedTypeError, match=rf"{path.name}: branch AnalysisElectrons: holds no data"
+        ):
+            f.arrays(["AnalysisElectrons"])
+        mc_event_info = [info for info in infos if info.layout is None and not info.holds_no_data]
+        assert [info.name for info in mc_event_info] == (["McEventInfo"] if release == "r21" else [])
+        if mc_event_info:
+            assert (
+                mc_event_info[0].uncompressed_bytes / f.num_entries > 1000
+            )  # real data, of a type not decoded

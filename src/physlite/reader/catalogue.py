@@ -36,6 +36,7 @@ from physlite.errors import (
 )
 from physlite.io import LocalSource
 from physlite.reader.branch_types import StreamerElement, Streamers, branch_type, declared_type
+from physlite.reader.interfaces import no_data_reason, stores_of
 from physlite.reader.tree_metadata import BranchRecord, TreeRecord, UnknownLayout, read_tree
 from physlite.reader.uproot_records import tree_record
 
@@ -56,7 +57,8 @@ class BranchInfo:
     compressed_bytes: int
     uncompressed_bytes: int
     members: tuple[BranchInfo, ...] = ()  # .m_persKey and .m_persIndex of a split ElementLink vector
-    path: str = ""  # uproot's full key, parent/leaf (e.g. EventInfoAux./EventInfoAux.runNumber); else the name
+    path: str = ""  # uproot's full key: parent/leaf for sub-branches of split objects
+    holds_no_data: bool = False  # an xAOD interface object or store base (unsupported_reason says which)
 
 
 def _baskets(record: BranchRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,12 +73,21 @@ def _baskets(record: BranchRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return seeks, nbytes, entries
 
 
-def _branch_info(record: BranchRecord, streamers: Streamers, typed=None, members=()) -> BranchInfo:
+def _branch_info(
+    record: BranchRecord, streamers: Streamers, stores: set[str], typed=None, members=()
+) -> BranchInfo:
     """The BranchInfo of ``record``; ``typed`` (typename, layout, reason) overrides the record's own type, and a
-    split link's sizes are its ``members``' sums."""
+    split link's sizes are its ``members``' sums; ``stores`` are the objects with an auxiliary store (an
+    unreadable branch of one of them holds no data, see :mod:`physlite.reader.interfaces`)."""
     typename, layout, reason = typed or branch_type(record, streamers)
     if layout is not None and record.embedded_baskets > 0:
         layout, reason = None, "baskets embedded in the TTree metadata (file not closed properly)"
+    no_data = None
+    if layout is None:
+        base_part = record.streamer_type == 0 and record.element_id is not None and record.element_id >= 0
+        no_data = no_data_reason(record.name, typename, stores, base_part)
+        if no_data is not None:
+            reason = f"holds no data: {no_data} (type {typename})"
     sizes = (record.compressed_bytes, record.total_bytes)
     if members:
         sizes = (sum(m.compressed_bytes for m in members), sum(m.uncompressed_bytes for m in members))
@@ -93,6 +104,7 @@ def _branch_info(record: BranchRecord, streamers: Streamers, typed=None, members
         compressed_bytes=int(sizes[0]),
         uncompressed_bytes=int(sizes[1]),
         members=tuple(members),
+        holds_no_data=no_data is not None,
     )
 
 
@@ -117,21 +129,21 @@ def branch_infos(tree: TreeRecord, streamers: Streamers) -> dict[str, BranchInfo
         'std::vector<float>'
     """
     infos: dict[str, BranchInfo] = {}
+    stores = stores_of(record.name for record in tree.walk())
     for record in tree.walk():
         children = {child.name: child for child in record.branches}
         key_name, index_name = record.name + ".m_persKey", record.name + ".m_persIndex"
         if key_name in children and index_name in children:
             members = (
-                _branch_info(children[key_name], streamers),
-                _branch_info(children[index_name], streamers),
+                _branch_info(children[key_name], streamers, stores),
+                _branch_info(children[index_name], streamers, stores),
             )
             typed = (declared_type(record, streamers), Layout(Kind.LINK_SPLIT, LINK_DTYPE), None)
-            infos[record.name] = _branch_info(record, streamers, typed, members)
+            infos[record.name] = _branch_info(record, streamers, stores, typed, members)
             continue
         if len(children) == 1 and record.name in children:
-            infos[record.name] = _branch_info(
-                children[record.name], streamers, branch_type(record, streamers)
-            )
+            typed = branch_type(record, streamers)
+            infos[record.name] = _branch_info(children[record.name], streamers, stores, typed)
             continue
         if children:
             continue
@@ -139,7 +151,7 @@ def branch_infos(tree: TreeRecord, streamers: Streamers) -> dict[str, BranchInfo
             if record.parent is not None and record.parent.name == record.name:
                 continue
             raise PhysliteError(f"branch name {record.name} occurs twice in the tree")
-        infos[record.name] = _branch_info(record, streamers)
+        infos[record.name] = _branch_info(record, streamers, stores)
     return infos
 
 

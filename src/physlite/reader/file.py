@@ -107,7 +107,9 @@ class PhysliteFile:
         """Print every branch with its C++ type, decoder layout and uncompressed size."""
         width = max((len(n) for n in self._branches), default=10)
         for name, info in self._branches.items():
-            layout = info.layout.kind.value if info.layout else "unsupported"
+            layout = (
+                info.layout.kind.value if info.layout else "no data" if info.holds_no_data else "unsupported"
+            )
             print(
                 f"{name:<{width}}  {info.typename:<60}  {layout:<12}  {info.uncompressed_bytes:>12,d} B",
                 file=file,

@@ -89,12 +89,9 @@ class BranchRecord:
     @property
     def num_normal_baskets(self) -> int:
         """Baskets written to the file on their own (not embedded in the tree's metadata)."""
-        count = 0
-        for i, seek in enumerate(self.basket_seek):
-            if seek == 0 or i == self.write_basket:
-                break
-            count += 1
-        return count
+        unwritten = np.flatnonzero(self.basket_seek == 0)
+        count = int(unwritten[0]) if unwritten.size else len(self.basket_seek)
+        return min(count, self.write_basket) if self.write_basket >= 0 else count
 
 
 @dataclass
