@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from dask_gateway import Gateway, JupyterHubAuth
@@ -12,6 +15,11 @@ from tests.e2e.conftest import E2E_NOTEBOOK, save_json
 
 pytestmark = pytest.mark.e2e
 LAB_READY = "#jp-main-dock-panel"
+# xterm.js draws on a canvas; in screen-reader mode it also keeps the rows as text in the page.
+TERMINAL_SETTINGS = Path(
+    ".jupyter/lab/user-settings/@jupyterlab/terminal-extension/plugin.jupyterlab-settings"
+)
+TERMINAL_TEXT = ".jp-Terminal .xterm-accessibility-tree"
 
 
 def gateway_for(facility, token: str) -> Gateway:
@@ -138,3 +146,38 @@ def test_dashboard_in_the_browser_only_for_its_owner(browser, facility, hub, scr
             assert response.status == 403
         finally:
             other.close()
+
+
+def test_terminal_finds_python_jupyter_and_physlite(browser, facility, screenshots):
+    home = facility.state_dir / "homes" / "alice"
+    (home / TERMINAL_SETTINGS).parent.mkdir(parents=True, exist_ok=True)
+    (home / TERMINAL_SETTINGS).write_text(json.dumps({"screenReaderMode": True}))
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, facility, "alice")
+        page.wait_for_selector(LAB_READY, timeout=120_000)
+        page.get_by_role("menuitem", name="File").click()
+        page.locator('.lm-Menu-item[data-type="submenu"]').filter(has_text="New").first.click()
+        page.get_by_role("menuitem", name="Terminal").click()
+        terminal = page.locator(TERMINAL_TEXT)
+        terminal.wait_for(timeout=60_000)
+        page.wait_for_function(
+            f"document.querySelector('{TERMINAL_TEXT}').innerText.trim().length > 0", timeout=60_000
+        )
+        page.locator(".jp-Terminal").click()
+        page.keyboard.type('python -c "import physlite; print(physlite.__file__)"; which jupyter physlite\n')
+        bin_dir = Path(sys.executable).parent
+        expected = ["physlite/__init__.py", f"{bin_dir}/jupyter", f"{bin_dir}/physlite"]
+        try:
+            page.wait_for_function(
+                f"(want => want.every(w => document.querySelector('{TERMINAL_TEXT}').innerText.includes(w)))"
+                f"({json.dumps(expected)})",
+                timeout=60_000,
+            )
+        finally:
+            page.screenshot(path=screenshots / "09-terminal.png")
+        text = terminal.inner_text()
+        assert "command not found" not in text, text
+    finally:
+        context.close()
