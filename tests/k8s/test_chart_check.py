@@ -200,3 +200,23 @@ def test_user_pods_of_each_profile_are_made_by_kubespawner_and_judged(real_repo,
         in messages
     )
     assert "prod.yaml: settings.gateway.address: user pods get None" in messages
+
+
+def test_kube_version_below_a_subcharts_fails(scratch) -> None:
+    edit(scratch.chart / "Chart.yaml", 'kubeVersion: ">=1.30.0-0"', 'kubeVersion: ">=1.28.0-0"')
+    messages = _messages(check_dependencies(scratch))
+    assert any(
+        m.startswith(
+            "charts/analysis-facility/Chart.yaml: kubeVersion: '>=1.28.0-0' allows Kubernetes 1.28.0, "
+        )
+        and "dask-gateway 2026.3.0 requires '>=1.30.0-0'" in m
+        for m in messages
+    ), messages
+
+
+def test_kube_version_that_cannot_be_compared_fails(scratch) -> None:
+    edit(scratch.chart / "Chart.yaml", 'kubeVersion: ">=1.30.0-0"', 'kubeVersion: "^1.30"')
+    assert any(
+        m.startswith("charts/analysis-facility/Chart.yaml: kubeVersion: '^1.30': write a lower bound")
+        for m in _messages(check_dependencies(scratch))
+    )

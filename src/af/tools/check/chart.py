@@ -99,7 +99,7 @@ def check_dependencies(repo: Repo) -> list[Finding]:
         findings.append(
             Finding(chart_yaml, "dependencies", f"helm reports unknown missing {sorted(missing)}")
         )
-    return findings
+    return findings + subcharts.check_kube_version(repo)
 
 
 def _blame_sources(repo: Repo, path: Path, user: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

@@ -10,7 +10,7 @@ CHART = "charts/analysis-facility"
 KUBE_VERSION = "1.33.0"
 # manifests are validated against the oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the
 # newest that kubernetes-validate knows
-KUBE_VERSIONS = ("1.28.0", "1.37.0")
+KUBE_VERSIONS = ("1.30.0", "1.37.0")
 
 
 @dataclass(frozen=True)
