@@ -1,8 +1,11 @@
 """Login through an OpenID Connect provider (ATLAS IAM, or the development provider locally).
 
-GenericOAuthenticator with: endpoints read from the issuer's discovery document, groups taken from both the
-`groups` and `wlcg.groups` claims with the leading ``/`` removed (IAM sends ``/atlas`` in `wlcg.groups`),
-`allowed_groups`/`admin_groups` from the settings, tokens kept in encrypted auth_state and refreshed.
+GenericOAuthenticator (as `hub_config.authenticator.IAMAuthenticator`) with: endpoints read from the issuer's
+discovery document, groups taken from both the `groups` and `wlcg.groups` claims with the leading ``/`` removed
+(IAM sends ``/atlas`` in `wlcg.groups`), `allowed_groups`/`admin_groups` from the settings, tokens kept in
+encrypted auth_state and refreshed; logout ends the provider's session when it announces an
+``end_session_endpoint`` (the provider must allow `post_logout_url` for the client), and a user outside the
+allowed groups is told which groups are allowed.
 
 Example:
     >>> groups_from_claims({"groups": ["atlas"], "wlcg.groups": ["/atlas", "/atlas/higgs"]})
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -79,6 +83,16 @@ def callback_url(settings: Mapping[str, Any]) -> str:
     )
 
 
+def post_logout_url(settings: Mapping[str, Any]) -> str:
+    """Where the provider sends the browser back after logout: the hub's login page, beside the callback.
+
+    Example:
+        >>> post_logout_url({"auth": {"callback_url": "https://af.example.org/hub/oauth_callback"}})
+        'https://af.example.org/hub/login'
+    """
+    return urllib.parse.urljoin(callback_url(settings), "login")
+
+
 def client_secret(settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> str:
     """The OIDC client secret from the environment variable named by ``auth.client_secret_env``."""
     name = settings["auth"]["client_secret_env"]
@@ -93,10 +107,13 @@ def _names(groups: Iterable[str]) -> set[str]:
 
 
 def configure_auth(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] | None = None) -> None:
-    """Set up GenericOAuthenticator on the traitlets config `c` from ``settings["auth"]``."""
+    """Set up the hub's authenticator (IAMAuthenticator, a GenericOAuthenticator) on the traitlets config `c` from
+    ``settings["auth"]``."""
     auth = settings["auth"]
     endpoints = discovery or discover_endpoints(auth["issuer"])
-    c.JupyterHub.authenticator_class = "generic-oauth"
+    c.JupyterHub.authenticator_class = "hub_config.authenticator.IAMAuthenticator"
+    c.IAMAuthenticator.end_session_endpoint = endpoints.get("end_session_endpoint", "")
+    c.IAMAuthenticator.post_logout_redirect_url = post_logout_url(settings)
     generic = c.GenericOAuthenticator
     generic.client_id = auth["client_id"]
     generic.client_secret = client_secret(settings)

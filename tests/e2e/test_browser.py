@@ -92,6 +92,33 @@ def test_user_outside_allowed_groups_gets_403(browser, facility, screenshots):
         page.screenshot(path=screenshots / "04-outsider-403.png")
         assert statuses and statuses[-1][1] == 403, statuses
         assert "403" in page.content()
+        # The page says which groups are allowed and signs out of the provider too: another account can sign in.
+        assert page.locator("#allowed-groups code").all_inner_texts() == ["atlas"]
+        page.click("#forbidden-logout")
+        page.wait_for_url(f"{facility.url}/hub/login", timeout=60_000)
+        sign_in(page, facility, "alice")
+        page.wait_for_url(re.compile(r"/user/alice/"), timeout=120_000)
+    finally:
+        context.close()
+
+
+def test_logout_ends_the_provider_session_so_another_account_can_sign_in(browser, facility, screenshots):
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        sign_in(page, facility, "alice")
+        page.wait_for_url(re.compile(r"/user/alice/"), timeout=120_000)
+        page.goto(f"{facility.url}/hub/home")
+        end_session = []
+        page.on("request", lambda r: end_session.append(r.url) if "/session/end?" in r.url else None)
+        page.click("#logout")
+        # through the provider's end-session endpoint (with alice's ID token as hint) and back to the hub
+        page.wait_for_url(f"{facility.url}/hub/login", timeout=60_000)
+        assert end_session and "id_token_hint=" in end_session[0], end_session
+        # The provider asks again (before, it signed alice in without a form): bob signs in.
+        sign_in(page, facility, "bob")
+        page.wait_for_url(re.compile(r"/user/bob/"), timeout=120_000)
+        page.screenshot(path=screenshots / "10-second-account.png")
     finally:
         context.close()
 

@@ -306,6 +306,8 @@ class LocalFacility:
                     "client_id": "jupyterhub-local",
                     "client_secret": values["oidc_client_secret"],
                     "redirect_uris": [f"{self.url}/hub/oauth_callback"],
+                    # hub_config.auth.post_logout_url: the provider sends the browser back here after logout
+                    "post_logout_redirect_uris": [f"{self.url}/hub/login"],
                 }
             ],
             "accounts": {

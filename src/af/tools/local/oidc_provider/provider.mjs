@@ -1,13 +1,14 @@
 // Development OpenID Connect provider standing in for ATLAS IAM on 127.0.0.1.
 //
 // A real OIDC implementation (npm oidc-provider) with a login form that checks passwords, demo accounts whose
-// `groups` and `wlcg.groups` claims look like IAM's, and one confidential client (the hub).
+// `groups` and `wlcg.groups` claims look like IAM's, and one confidential client (the hub). Logout at the hub ends the
+// session here too (RP-initiated logout: end_session_endpoint, with the hub's post-logout redirect registered).
 // Usage: node provider.mjs CONFIG.json   (the file is written by `af.tools.local`; it holds the demo passwords)
 //
 // CONFIG.json: {"issuer": "http://127.0.0.1:5556", "host": "127.0.0.1", "port": 5556,
 //   "node_modules": "/path/to/node_modules" (where npm installed oidc-provider; this script may live elsewhere),
 //   "keys_file": "state/oidc/keys.json", "access_token_ttl": 600,
-//   "clients": [{"client_id": ..., "client_secret": ..., "redirect_uris": [...]}],
+//   "clients": [{"client_id": ..., "client_secret": ..., "redirect_uris": [...], "post_logout_redirect_uris": [...]}],
 //   "accounts": {"alice": {"password": ..., "email": ..., "groups": ["atlas"]}}}
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -76,6 +77,18 @@ function loginPage(uid, clientId, message) {
 <label for="username">Username</label><input id="username" name="username" required autofocus>
 <label for="password">Password</label><input id="password" name="password" type="password" required>
 <button type="submit" id="sign-in">Sign in</button></form></body></html>`;
+}
+
+// RP-initiated logout: the hub asked for it, so the confirmation form (with its CSRF token) is sent at once;
+// the button is there for browsers without JavaScript.
+async function logoutSource(ctx, form) {
+  ctx.type = 'html';
+  ctx.body = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Development IAM: signing out</title></head>
+<body><h1>Development IAM</h1><p>Signing you out…</p>${form}
+<input type="hidden" form="op.logoutForm" name="logout" value="yes">
+<button type="submit" form="op.logoutForm" id="sign-out">Sign out</button>
+<script>document.getElementById('op.logoutForm').submit();</script></body></html>`;
 }
 
 function readForm(req) {
@@ -151,6 +164,7 @@ async function main() {
       client_id: client.client_id,
       client_secret: client.client_secret,
       redirect_uris: client.redirect_uris,
+      post_logout_redirect_uris: client.post_logout_redirect_uris || [],
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
@@ -161,7 +175,7 @@ async function main() {
     scopes: ['openid', 'offline_access', ...Object.keys(scopeClaims)],
     conformIdTokenClaims: false,
     clockTolerance: 0,
-    features: { devInteractions: { enabled: false } },
+    features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true, logoutSource } },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     ttl: { AccessToken: config.access_token_ttl || 600, IdToken: 3600, RefreshToken: 14 * 24 * 3600 },
     async findAccount(_ctx, sub) {
