@@ -33,3 +33,24 @@ app.kubernetes.io/component: {{ . }}
 app.kubernetes.io/name: analysis-facility
 app.kubernetes.io/component: dashboard-guard
 {{- end }}
+
+{{/*
+Egress to the Kubernetes API server, for pods that watch or change objects (traefik's kubernetescrd provider,
+the gateway's KubeBackend). Policies see the API server at the `kubernetes` Service's port 443 or, after the
+Service's address is translated (most CNIs), at the control plane's 6443; without
+networkPolicy.kubeApiServer.cidrs any address is allowed on these ports.
+*/}}
+{{- define "af.kubeApiEgress" -}}
+- ports:
+    - port: 443
+      protocol: TCP
+    - port: 6443
+      protocol: TCP
+  {{- with .Values.networkPolicy.kubeApiServer.cidrs }}
+  to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  {{- end }}
+{{- end }}

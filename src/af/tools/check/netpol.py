@@ -1,61 +1,135 @@
-"""What our NetworkPolicies allow, evaluated offline against the facility's traffic contract.
+"""What the NetworkPolicies allow, evaluated offline against the facility's traffic contract.
 
-The pods are described by the labels Zero to JupyterHub, dask-gateway (chart and Kubernetes backend) and our
-chart give them. Each flow of :data:`REQUIRED` must be allowed and each of :data:`FORBIDDEN` blocked by the
-policies our chart renders (ingress of the destination and egress of the source, where our policies select
-them; pods no policy of ours selects are governed by z2jh's policies, which are not rendered here). Pod IPs are
-assumed to be private, so ``ipBlock`` rules that exclude the private ranges never match a pod.
+The contract lists the flows every pod of the facility needs (:data:`REQUIRED`), derived from what the
+subcharts' templates and our code make each pod do — z2jh's hub runs KubeSpawner (Kubernetes API) and the OIDC
+login (the issuer), its proxy forwards to the hub and the user servers; dask-gateway's traefik runs with
+``--providers.kubernetescrd`` and reads its routes from the Kubernetes API, its controller and API server
+(KubeBackend) manage DaskClusters, pods and Secrets there; schedulers and workers read data — and the flows that
+must stay closed (:data:`FORBIDDEN`). docs/admin.md explains each. The policies evaluated are our chart's
+rendered ones and z2jh's, rebuilt from the values (:mod:`af.tools.check.z2jh_netpol`); a side no policy
+selects counts as open.
+
+The pods are described by the labels z2jh, dask-gateway (chart and Kubernetes backend) and our chart give them;
+other endpoints by an address (the Kubernetes API server's from ``networkPolicy.kubeApiServer.cidrs`` when the
+values narrow it). Whether an ``ipBlock`` matches a pod's IP depends on the CNI (Cilium: never, Calico: yes):
+a needed flow must pass without it, a forbidden flow must stay closed with it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from af.tools.check.findings import Finding
+from af.tools.check.z2jh_netpol import METADATA_IP, VALUES_KEY, z2jh_labels, z2jh_policies
+
+NAMESPACE = "analysis-facility"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A pod (``labels`` not None, in ``namespace``) or an address outside the namespace's pods."""
+
+    address: str
+    labels: Mapping[str, str] | None = None
+    namespace: str = NAMESPACE
+
+
+def _access(*what: str) -> dict[str, str]:
+    return {f"hub.jupyter.org/network-access-{w}": "true" for w in what}
+
 
 GATEWAY = {"app.kubernetes.io/name": "dask-gateway"}
-PODS: dict[str, dict[str, str]] = {
-    "hub": {"app": "jupyterhub", "component": "hub"},
-    "proxy": {"app": "jupyterhub", "component": "proxy"},
-    "user-server": {"app": "jupyterhub", "component": "singleuser-server"},
-    "gateway-api": {**GATEWAY, "app.kubernetes.io/component": "gateway"},
-    "traefik": {**GATEWAY, "app.kubernetes.io/component": "traefik"},
-    "controller": {**GATEWAY, "app.kubernetes.io/component": "controller"},
-    "scheduler": {
-        **GATEWAY,
-        "app.kubernetes.io/component": "dask-scheduler",
-        "gateway.dask.org/cluster": "c1",
-    },
-    "worker": {**GATEWAY, "app.kubernetes.io/component": "dask-worker", "gateway.dask.org/cluster": "c1"},
-    "healthcheck": {
-        "app.kubernetes.io/name": "analysis-facility",
-        "app.kubernetes.io/component": "healthcheck",
-    },
-    "guard": {
-        "app.kubernetes.io/name": "analysis-facility",
-        "app.kubernetes.io/component": "dashboard-guard",
-    },
-    "other-pod": {"app": "something-else"},
+POD_IP = "10.244.0.10"
+ENDPOINTS: dict[str, Endpoint] = {
+    "hub": Endpoint(POD_IP, {**z2jh_labels("hub"), **_access("proxy-api", "proxy-http", "singleuser")}),
+    "proxy": Endpoint(POD_IP, {**z2jh_labels("proxy"), **_access("hub", "singleuser")}),
+    "user-server": Endpoint(POD_IP, {**z2jh_labels("singleuser-server"), **_access("hub")}),
+    "user-scheduler": Endpoint(POD_IP, z2jh_labels("user-scheduler")),
+    "gateway-api": Endpoint(POD_IP, {**GATEWAY, "app.kubernetes.io/component": "gateway"}),
+    "traefik": Endpoint(POD_IP, {**GATEWAY, "app.kubernetes.io/component": "traefik"}),
+    "controller": Endpoint(POD_IP, {**GATEWAY, "app.kubernetes.io/component": "controller"}),
+    "scheduler": Endpoint(
+        POD_IP,
+        {**GATEWAY, "app.kubernetes.io/component": "dask-scheduler", "gateway.dask.org/cluster": "c1"},
+    ),
+    "worker": Endpoint(
+        POD_IP,
+        {**GATEWAY, "app.kubernetes.io/component": "dask-worker", "gateway.dask.org/cluster": "c1"},
+    ),
+    "healthcheck": Endpoint(
+        POD_IP, {"app.kubernetes.io/name": "analysis-facility", "app.kubernetes.io/component": "healthcheck"}
+    ),
+    "guard": Endpoint(
+        POD_IP,
+        {"app.kubernetes.io/name": "analysis-facility", "app.kubernetes.io/component": "dashboard-guard"},
+    ),
+    "other-pod": Endpoint(POD_IP, {"app": "something-else"}),
+    # the cluster's DNS: CoreDNS pods in kube-system
+    "dns": Endpoint("10.244.0.3", {"k8s-app": "kube-dns"}, "kube-system"),
+    # the `kubernetes` Service's usual ClusterIP (networkPolicy.kubeApiServer.cidrs replaces it)
+    "kube-api": Endpoint("10.96.0.1"),
+    # outside the cluster: the OIDC issuer, data servers, package indexes
+    "internet": Endpoint("203.0.113.10"),
+    "metadata": Endpoint(METADATA_IP),
 }
+PODS = {name: e.labels for name, e in ENDPOINTS.items() if e.labels is not None}
 
 
 @dataclass(frozen=True)
 class Flow:
-    """A connection from one pod to a port (number and container-port name) of another, and why it matters."""
+    """A connection from one endpoint to a port (number and container-port name) of another, and why."""
 
     source: str
     target: str
     port: int
     port_name: str
     why: str
+    protocol: str = "TCP"
 
     def __str__(self) -> str:
-        return f"{self.source} -> {self.target}:{self.port}"
+        suffix = "" if self.protocol == "TCP" else f"/{self.protocol}"
+        return f"{self.source} -> {self.target}:{self.port}{suffix}"
+
+
+def _api(source: str, why: str) -> tuple[Flow, ...]:
+    return tuple(Flow(source, "kube-api", port, "", why) for port in (443, 6443))
+
+
+def _dns(*sources: str) -> tuple[Flow, ...]:
+    return tuple(Flow(s, "dns", 53, "dns", "name lookups (Services)", "UDP") for s in sources)
 
 
 REQUIRED = (
+    # z2jh: templates hub/, proxy/, singleuser/ and the hub's jupyterhub_config.py
+    *_api("hub", "KubeSpawner creates and watches user pods (z2jh hub/rbac.yaml)"),
+    Flow("hub", "proxy", 8001, "api", "the hub sets the proxy's routes (CHP API)"),
+    Flow("hub", "user-server", 8888, "notebook-port", "the hub checks its users' servers"),
+    Flow("hub", "internet", 443, "", "OIDC login: the issuer's discovery, token and userinfo endpoints"),
+    Flow("proxy", "hub", 8081, "http", "the proxy forwards /hub/ to the hub"),
+    Flow("proxy", "user-server", 8888, "notebook-port", "the proxy forwards /user/ to the servers"),
+    Flow("user-server", "hub", 8081, "http", "servers use the hub API (OAuth, activity, tokens)"),
+    Flow("user-server", "internet", 443, "", "users read data over https"),
+    Flow("user-server", "internet", 1094, "", "users read data over root:// (XRootD)"),
+    *_api("user-scheduler", "z2jh's user scheduler (a kube-scheduler) binds user pods"),
+    # dask-gateway: templates traefik/, controller/, gateway/ and the KubeBackend
+    *_api("traefik", "--providers.kubernetescrd: traefik reads its IngressRoutes from the API"),
+    *_api("controller", "the controller turns DaskClusters into pods, Services and IngressRoutes"),
+    *_api("gateway-api", "KubeBackend creates DaskCluster objects and reads their Secrets"),
+    Flow("traefik", "gateway-api", 8000, "api", "traefik forwards the gateway API"),
+    Flow("traefik", "scheduler", 8786, "scheduler", "traefik forwards client connections to schedulers"),
+    Flow("traefik", "scheduler", 8787, "dashboard", "dashboards are served through traefik"),
+    Flow("gateway-api", "scheduler", 8788, "api", "the gateway manages its schedulers"),
+    Flow("scheduler", "gateway-api", 8000, "api", "schedulers report to the gateway API"),
+    Flow("worker", "scheduler", 8786, "scheduler", "workers connect to their scheduler"),
+    Flow("scheduler", "worker", 40000, "", "the scheduler connects to its workers"),
+    Flow("worker", "worker", 40000, "", "workers exchange data"),
+    Flow("worker", "internet", 1094, "", "workers read data over root:// (XRootD)"),
+    Flow("worker", "internet", 443, "", "workers read data over https and S3"),
+    Flow("gateway-api", "hub", 8081, "http", "the gateway checks users' tokens at the hub API"),
+    # between the subcharts, through our chart's pods
     Flow(
         "proxy", "guard", 8788, "http", "the hub's proxy routes <base_url>services/dask-gateway/ to the guard"
     ),
@@ -65,16 +139,17 @@ REQUIRED = (
     Flow("guard", "traefik", 8000, "web", "the guard forwards to the gateway through traefik"),
     Flow("guard", "hub", 8081, "http", "the guard checks tokens and OAuth at the hub API"),
     Flow("user-server", "traefik", 8786, "tcp", "dask clients reach their schedulers on traefik's TCP port"),
-    Flow("traefik", "gateway-api", 8000, "api", "traefik forwards the gateway API"),
-    Flow("traefik", "scheduler", 8786, "scheduler", "traefik forwards client connections to schedulers"),
-    Flow("traefik", "scheduler", 8787, "dashboard", "dashboards are served through traefik"),
-    Flow("gateway-api", "scheduler", 8788, "api", "the gateway manages its schedulers"),
-    Flow("scheduler", "gateway-api", 8000, "api", "schedulers report to the gateway API"),
-    Flow("worker", "scheduler", 8786, "scheduler", "workers connect to their scheduler"),
-    Flow("scheduler", "worker", 40000, "", "the scheduler connects to its workers"),
-    Flow("worker", "worker", 40000, "", "workers exchange data"),
-    Flow("gateway-api", "hub", 8081, "http", "the gateway checks users' tokens at the hub API"),
+    Flow("user-server", "proxy", 8000, "http", "the gateway API through the proxy and the guard"),
     Flow("healthcheck", "proxy", 8000, "http", "the health check goes through the public proxy"),
+    *_dns(
+        "hub", "proxy", "user-server", "traefik", "gateway-api", "scheduler", "worker", "guard", "healthcheck"
+    ),
+)
+# the cloud metadata server hands out the node's cloud credentials: closed for every pod that runs user code,
+# by a NetworkPolicy or (user servers only) z2jh's iptables init container (singleuser.cloudMetadata)
+METADATA = tuple(
+    Flow(s, "metadata", 80, "", "pods running user code must not get the node's cloud credentials")
+    for s in ("user-server", "scheduler", "worker")
 )
 FORBIDDEN = (
     Flow("user-server", "traefik", 8000, "web", "dashboards only through the guard (dask-gateway#570)"),
@@ -89,9 +164,11 @@ FORBIDDEN = (
     Flow("user-server", "scheduler", 8786, "scheduler", "user servers go through traefik"),
     Flow("user-server", "worker", 40000, "", "user servers do not reach workers directly"),
     Flow("guard", "scheduler", 8787, "dashboard", "the guard reaches dashboards only through traefik"),
+    Flow("guard", "kube-api", 443, "", "the guard needs no Kubernetes API"),
     Flow("other-pod", "healthcheck", 8000, "", "nothing talks to the health check"),
     Flow("healthcheck", "hub", 8081, "http", "the health check uses only the public proxy"),
     Flow("healthcheck", "scheduler", 8786, "scheduler", "the health check uses only the public proxy"),
+    Flow("healthcheck", "kube-api", 443, "", "the health check uses only the public proxy"),
 )
 
 
@@ -118,66 +195,174 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
     return True
 
 
-def _peer_matches(peer: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    if "namespaceSelector" in peer or "ipBlock" in peer:
-        return False  # other namespaces and IP blocks (private pod IPs are excluded) never match our pods
-    return selects(peer.get("podSelector"), labels)
+def _in_block(address: str, block: Mapping[str, Any]) -> bool:
+    ip = ipaddress.ip_address(address)
+    inside = ip in ipaddress.ip_network(block["cidr"], strict=False)
+    return inside and not any(ip in ipaddress.ip_network(x, strict=False) for x in block.get("except") or [])
+
+
+def _peer_matches(peer: Mapping[str, Any], end: Endpoint, pod_ips_in_blocks: bool) -> bool:
+    if "ipBlock" in peer:
+        return (end.labels is None or pod_ips_in_blocks) and _in_block(end.address, peer["ipBlock"])
+    if end.labels is None:
+        return False
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": end.namespace}):
+            return False
+    elif end.namespace != NAMESPACE:
+        return False
+    return selects(peer.get("podSelector"), end.labels)
 
 
 def _port_matches(ports: list[Mapping[str, Any]] | None, flow: Flow) -> bool:
     if not ports:
         return True
-    return any(
-        p.get("port") in (None, flow.port, flow.port_name) and p.get("protocol", "TCP") == "TCP"
-        for p in ports
-    )
+    for p in ports:
+        port, last = p.get("port"), p.get("endPort")
+        in_range = isinstance(port, int) and last is not None and port <= flow.port <= last
+        if (port in (None, flow.port, flow.port_name) or in_range) and p.get(
+            "protocol", "TCP"
+        ) == flow.protocol:
+            return True
+    return False
 
 
-def _side_allows(
-    policies: list[Mapping[str, Any]], direction: str, pod: str, peer: str, flow: Flow
-) -> bool | None:
-    """None when no policy of ours selects ``pod`` for ``direction``; else whether some rule admits ``peer``."""
+def _name(policy: Mapping[str, Any]) -> str:
+    meta = policy["metadata"]
+    key = (meta.get("annotations") or {}).get(VALUES_KEY)
+    return f"{meta['name']} (z2jh's, from {key})" if key else meta["name"]
+
+
+def _side(
+    policies: list[Mapping[str, Any]],
+    direction: str,
+    flow: Flow,
+    endpoints: Mapping[str, Endpoint],
+    pod_ips_in_blocks: bool,
+) -> tuple[bool, list[str]]:
+    """Whether the ``direction`` side of ``flow`` is open, and the names of the policies that select that side.
+
+    A side no policy selects is open (Kubernetes' default); a selected side needs a rule admitting the peer.
+    """
+    own, peer = (flow.target, flow.source) if direction == "Ingress" else (flow.source, flow.target)
+    own_end, peer_end = endpoints[own], endpoints[peer]
+    if own_end.labels is None or own_end.namespace != NAMESPACE:
+        return True, []  # not a pod of ours: no policy of this namespace applies
     peers_key = "from" if direction == "Ingress" else "to"
     selected = [
         p
         for p in policies
-        if direction in (p["spec"].get("policyTypes") or []) and selects(p["spec"]["podSelector"], PODS[pod])
+        if direction in (p["spec"].get("policyTypes") or [])
+        and selects(p["spec"]["podSelector"], own_end.labels)
     ]
-    if not selected:
-        return None
     for policy in selected:
         for rule in policy["spec"].get(direction.lower()) or []:
             peers = rule.get(peers_key)
-            if (not peers or any(_peer_matches(x, PODS[peer]) for x in peers)) and _port_matches(
-                rule.get("ports"), flow
-            ):
-                return True
-    return False
+            if (
+                not peers or any(_peer_matches(x, peer_end, pod_ips_in_blocks) for x in peers)
+            ) and _port_matches(rule.get("ports"), flow):
+                return True, [_name(p) for p in selected]
+    return not selected, [_name(p) for p in selected]
 
 
-def allowed(policies: list[Mapping[str, Any]], flow: Flow) -> bool:
-    """Whether ``flow`` passes our policies (unselected sides count as open).
+def blocking(
+    policies: list[Mapping[str, Any]],
+    flow: Flow,
+    endpoints: Mapping[str, Endpoint] = ENDPOINTS,
+    pod_ips_in_blocks: bool = False,
+) -> str | None:
+    """None when ``flow`` passes the policies; else which side blocks it (``egress of NetworkPolicy x``).
+
+    Example:
+        >>> blocking([], REQUIRED[0]) is None
+        True
+    """
+    for direction in ("Egress", "Ingress"):
+        is_open, names = _side(policies, direction, flow, endpoints, pod_ips_in_blocks)
+        if not is_open:
+            return f"{direction.lower()} of NetworkPolicy {', '.join(names)}"
+    return None
+
+
+def allowed(
+    policies: list[Mapping[str, Any]],
+    flow: Flow,
+    endpoints: Mapping[str, Endpoint] = ENDPOINTS,
+    pod_ips_in_blocks: bool = False,
+) -> bool:
+    """Whether ``flow`` passes the policies (unselected sides count as open).
 
     Example:
         >>> allowed([], REQUIRED[0])
         True
     """
-    ingress = _side_allows(policies, "Ingress", flow.target, flow.source, flow)
-    egress = _side_allows(policies, "Egress", flow.source, flow.target, flow)
-    return ingress is not False and egress is not False
+    return blocking(policies, flow, endpoints, pod_ips_in_blocks) is None
 
 
-def check_network_policies(documents: list[dict[str, Any]], origin: str) -> list[Finding]:
-    """Every required flow allowed and every forbidden flow blocked by the rendered NetworkPolicies."""
-    policies = [d for d in documents if d.get("kind") == "NetworkPolicy"]
-    if not policies:
-        return []
+def endpoints_for(values: Mapping[str, Any]) -> dict[str, Endpoint]:
+    """:data:`ENDPOINTS` with the Kubernetes API server at the first address the values narrow it to.
+
+    Example:
+        >>> endpoints_for({"networkPolicy": {"kubeApiServer": {"cidrs": ["192.168.1.10/32"]}}})["kube-api"].address
+        '192.168.1.10'
+    """
+    cidrs = ((values.get("networkPolicy") or {}).get("kubeApiServer") or {}).get("cidrs") or []
+    if not cidrs:
+        return dict(ENDPOINTS)
+    first = str(ipaddress.ip_network(cidrs[0], strict=False).network_address)
+    return {**ENDPOINTS, "kube-api": replace(ENDPOINTS["kube-api"], address=first)}
+
+
+def iptables_blocks_metadata(values: Mapping[str, Any]) -> bool:
+    """z2jh's ``singleuser.cloudMetadata.blockWithIptables`` (default true): an init container drops user
+    servers' TCP to the metadata server's port 80."""
+    metadata = ((values.get("jupyterhub") or {}).get("singleuser") or {}).get("cloudMetadata") or {}
+    return metadata.get("blockWithIptables", True) is True
+
+
+def check_network_policies(
+    documents: list[dict[str, Any]], values: Mapping[str, Any], origin: str
+) -> list[Finding]:
+    """Every required flow allowed and every forbidden flow blocked by our rendered NetworkPolicies together
+    with z2jh's (rebuilt from ``values``); the metadata server closed to user servers even with no policy at
+    all (then by z2jh's iptables init container).
+
+    Example:
+        >>> check_network_policies([], {"jupyterhub": {"singleuser": {"networkPolicy": {"enabled": False},
+        ...     "cloudMetadata": {"blockWithIptables": False}}}}, "v.yaml")[0].message[:38]
+        'user-server -> metadata:80 is allowed,'
+    """
+    policies = [d for d in documents if d.get("kind") == "NetworkPolicy"] + z2jh_policies(values)
+    endpoints = endpoints_for(values)
     findings = []
+    for flow in METADATA:
+        if flow.source == "user-server" and iptables_blocks_metadata(values):
+            continue
+        if not policies and flow.source != "user-server":
+            continue  # without NetworkPolicies only z2jh's iptables way exists (for user servers)
+        if allowed(policies, flow, endpoints, pod_ips_in_blocks=True):
+            findings.append(
+                Finding(
+                    origin,
+                    "NetworkPolicy",
+                    f"{flow} is allowed, but must not be: {flow.why} (no policy blocks it"
+                    + (
+                        "; jupyterhub.singleuser.cloudMetadata.blockWithIptables is off)"
+                        if flow.source == "user-server"
+                        else ")"
+                    ),
+                )
+            )
+    if not policies:
+        return findings
     for flow in REQUIRED:
-        if not allowed(policies, flow):
-            findings.append(Finding(origin, "NetworkPolicy", f"{flow} is blocked, but needed: {flow.why}"))
+        side = blocking(policies, flow, endpoints)
+        if side is not None:
+            findings.append(
+                Finding(origin, "NetworkPolicy", f"{flow} is blocked by the {side}, but needed: {flow.why}")
+            )
     for flow in FORBIDDEN:
-        if allowed(policies, flow):
+        if allowed(policies, flow, endpoints, pod_ips_in_blocks=True):
             findings.append(
                 Finding(origin, "NetworkPolicy", f"{flow} is allowed, but must not be: {flow.why}")
             )
