@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from dask_gateway import Gateway, JupyterHubAuth
 
-from tests.e2e.conftest import E2E_NOTEBOOK, save_json
+from tests.e2e.conftest import E2E_NOTEBOOK, gateway_for, save_json
 
 pytestmark = pytest.mark.e2e
 LAB_READY = "#jp-main-dock-panel"
@@ -20,14 +19,6 @@ TERMINAL_SETTINGS = Path(
     ".jupyter/lab/user-settings/@jupyterlab/terminal-extension/plugin.jupyterlab-settings"
 )
 TERMINAL_TEXT = ".jp-Terminal .xterm-accessibility-tree"
-
-
-def gateway_for(facility, token: str) -> Gateway:
-    return Gateway(
-        address=f"{facility.url}/services/dask-gateway",
-        proxy_address=f"gateway://127.0.0.1:{facility.ports.gateway_tcp}",
-        auth=JupyterHubAuth(api_token=token),
-    )
 
 
 def sign_in(page, facility, username: str) -> float:
