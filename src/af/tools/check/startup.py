@@ -29,8 +29,10 @@ from typing import Any
 
 from af.tools.check.findings import Finding
 from af.tools.check.manifests import validate_manifest
+from af.tools.check.pod_security import baseline_violations
 from af.tools.check.wiring import SETTINGS_DIR, _env_entries, _get
 
+METADATA_KEY = "jupyterhub.singleuser.cloudMetadata.blockWithIptables"
 # set by z2jh's hub Deployment itself, whatever the values say
 Z2JH_HUB_ENV = ("PYTHONUNBUFFERED", "HELM_RELEASE_NAME", "POD_NAMESPACE", "CONFIGPROXY_AUTH_TOKEN")
 PLACEHOLDER = "0" * 64
@@ -72,6 +74,7 @@ def user_pods(c, job):
     from kubespawner import KubeSpawner
     c.KubeSpawner.image = job["singleuser_image"]
     c.KubeSpawner.namespace = "analysis-facility"
+    apply_z2jh_singleuser(c, job["singleuser"])
 
     async def one(profile):
         server = NS(base_url="/user/u/", url="/user/u/", host="", ip="", port=8888, bind_url="http://:8888/user/u/")
@@ -89,6 +92,25 @@ def user_pods(c, job):
         return {p["name"]: await one(p) for p in job["profiles"]}
 
     return asyncio.run(all_pods())
+
+def apply_z2jh_singleuser(c, singleuser):
+    # the parts of z2jh's jupyterhub_config.py that put containers, volumes and pod fields into user pods
+    # (what Pod Security judges); the cloud metadata block is on unless the values turn it off
+    metadata = singleuser.get("cloudMetadata") or {}
+    init = list(singleuser.get("initContainers") or [])
+    if metadata.get("blockWithIptables", True) is True:
+        tools = (singleuser.get("networkTools") or {}).get("image") or {}
+        init.append({
+            "name": "block-cloud-metadata",
+            "image": f"{tools.get('name', 'quay.io/jupyterhub/k8s-network-tools')}:{tools.get('tag', '4.4.0')}",
+            "command": ["iptables", "--append", "OUTPUT", "--protocol", "tcp", "--destination",
+                        metadata.get("ip", "169.254.169.254"), "--destination-port", "80", "--jump", "DROP"],
+            "securityContext": {"privileged": True, "runAsUser": 0, "capabilities": {"add": ["NET_ADMIN"]}},
+        })
+    c.KubeSpawner.init_containers = init
+    c.KubeSpawner.extra_containers = list(singleuser.get("extraContainers") or [])
+    c.KubeSpawner.extra_pod_config = dict(singleuser.get("extraPodConfig") or {})
+    c.KubeSpawner.volumes = list((singleuser.get("storage") or {}).get("extraVolumes") or [])
 
 def run_gateway(job):
     properties = {"gateway": job["gateway"]}
@@ -162,6 +184,7 @@ def hub_job(
         "issuer": issuer,
         "singleuser_image": f"{image.get('name')}:{image.get('tag')}",
         "profiles": list(_get(values, "settings", "profiles") or []),
+        "singleuser": dict(_get(values, "jupyterhub", "singleuser") or {}),
     }
     kubeconfig = tmp / "kubeconfig"
     kubeconfig.write_text(OFFLINE_KUBECONFIG)
@@ -233,9 +256,26 @@ def _judge(job: Job, result: dict[str, Any]) -> list[Finding]:
     return findings
 
 
+def _judge_pod_security(job: Job, pods: Mapping[str, dict[str, Any]]) -> list[Finding]:
+    """User pods pass the Pod Security level the namespace enforces (``podSecurity.enforce``, baseline unless
+    the admin opts out with ``privileged``)."""
+    if _get(job.values, "podSecurity", "enforce") == "privileged":
+        return []
+    messages = dict.fromkeys(m for pod in pods.values() for m in baseline_violations(pod))
+    return [
+        Finding(
+            job.blame,
+            METADATA_KEY if "[block-cloud-metadata]" in m else "jupyterhub.singleuser",
+            f"user pods break Pod Security 'baseline' (podSecurity.enforce): {m}",
+        )
+        for m in messages
+    ]
+
+
 def _judge_pods(job: Job, pods: Mapping[str, dict[str, Any]]) -> list[Finding]:
-    """Each profile's user pod: a valid Pod, the profile's image, its resources, the gateway's addresses."""
-    findings = []
+    """Each profile's user pod: a valid Pod, the profile's image, its resources, the gateway's addresses,
+    Pod Security."""
+    findings = _judge_pod_security(job, pods)
     address = _get(job.values, "settings", "gateway", "address")
     for i, profile in enumerate(_get(job.values, "settings", "profiles") or []):
         key = f"settings.profiles[{i}]"
