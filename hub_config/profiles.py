@@ -32,9 +32,21 @@ class ProfileNotAllowed(web.HTTPError):
 
 
 def profiles_for_groups(profiles: list[Mapping[str, Any]], groups: Iterable[str]) -> list[Mapping[str, Any]]:
-    """The profiles a member of `groups` may use (a profile with no `groups` is open to everyone)."""
+    """The profiles a member of `groups` may use (a profile with no `groups` is open to everyone).
+
+    A user in no group at all gets at least the first profile, the facility's default: such users are made
+    through the API (logging in needs an allowed group), e.g. the health check's `af-health`, whose server must
+    run with the facility's limits rather than the spawner's defaults.
+
+    Example:
+        >>> [p["name"] for p in profiles_for_groups([{"name": "default", "groups": ["atlas"]}], [])]
+        ['default']
+    """
     member_of = {g.lstrip("/") for g in groups}
-    return [p for p in profiles if not p.get("groups") or member_of & set(p["groups"])]
+    allowed = [p for p in profiles if not p.get("groups") or member_of & set(p["groups"])]
+    if not member_of and not allowed:
+        return list(profiles[:1])
+    return allowed
 
 
 def user_group_names(user: Any) -> list[str]:

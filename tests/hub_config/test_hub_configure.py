@@ -180,3 +180,19 @@ def test_merges_with_what_the_chart_configured(env):
     assert {r["name"] for r in c.JupyterHub.load_roles} >= {"monitoring", "user", "server"}
     assert c.KubeSpawner.environment["FROM_CHART"] == "1"
     assert c.KubeSpawner.environment["DASK_GATEWAY__ADDRESS"] == "http://127.0.0.1:8000/services/dask-gateway"
+
+
+def test_a_user_in_no_group_gets_the_default_profile_on_kubernetes(env):
+    # the health check's user (made by the operator through the API) is in no group
+    profiles = [
+        {"name": "default", "cores": 2, "memory": "8G", "groups": ["atlas"]},
+        {"name": "large", "cores": 8, "memory": "32G", "groups": ["atlas/af-power"]},
+    ]
+    c = Config()
+    configure(c, settings_for("kubernetes", profiles=profiles), DISCOVERY)
+    offered = c.KubeSpawner.profile_list(SimpleNamespace(user=SimpleNamespace(name="af-health", groups=[])))
+    assert [p["slug"] for p in offered] == ["default"]
+    assert offered[0]["kubespawner_override"]["cpu_limit"] == 2.0
+    assert offered[0]["kubespawner_override"]["mem_limit"] == 8 * 1024**3
+    outsider = SimpleNamespace(name="bob", groups=[SimpleNamespace(name="cms")])
+    assert c.KubeSpawner.profile_list(SimpleNamespace(user=outsider)) == []

@@ -33,6 +33,7 @@ from af.tools.check.pod_security import baseline_violations
 from af.tools.check.wiring import SETTINGS_DIR, _env_entries, _get
 
 METADATA_KEY = "jupyterhub.singleuser.cloudMetadata.blockWithIptables"
+HEALTH_USER_POD = "(health check user)"  # also in _RUNNER
 # set by z2jh's hub Deployment itself, whatever the values say
 Z2JH_HUB_ENV = ("PYTHONUNBUFFERED", "HELM_RELEASE_NAME", "POD_NAMESPACE", "CONFIGPROXY_AUTH_TOKEN")
 PLACEHOLDER = "0" * 64
@@ -84,12 +85,16 @@ def user_pods(c, job):
         hub = NS(public_host="", url="http://hub:8081/hub/", base_url="/hub/", api_url="http://hub:8081/hub/api", host="")
         spawner = KubeSpawner(config=c, user=user, hub=hub, orm_spawner=None, server=server,
                               api_token="0" * 32, oauth_client_id="jupyterhub-user-u")
-        spawner.user_options = {"profile": profile["name"]}
+        if profile.get("name") is not None:
+            spawner.user_options = {"profile": profile["name"]}
         await spawner.load_user_options()
         return ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest())
 
     async def all_pods():
-        return {p["name"]: await one(p) for p in job["profiles"]}
+        pods = {p["name"]: await one(p) for p in job["profiles"]}
+        # the health check's user: made through the API, in no group, asking for no profile
+        pods[HEALTH_USER_POD] = await one({"name": None, "groups": []})
+        return pods
 
     return asyncio.run(all_pods())
 
@@ -111,6 +116,8 @@ def apply_z2jh_singleuser(c, singleuser):
     c.KubeSpawner.extra_containers = list(singleuser.get("extraContainers") or [])
     c.KubeSpawner.extra_pod_config = dict(singleuser.get("extraPodConfig") or {})
     c.KubeSpawner.volumes = list((singleuser.get("storage") or {}).get("extraVolumes") or [])
+
+HEALTH_USER_POD = "(health check user)"
 
 def run_gateway(job):
     properties = {"gateway": job["gateway"]}
@@ -272,10 +279,30 @@ def _judge_pod_security(job: Job, pods: Mapping[str, dict[str, Any]]) -> list[Fi
     ]
 
 
+def _judge_health_user_pod(job: Job, pods: Mapping[str, dict[str, Any]]) -> list[Finding]:
+    """The health check's user (in no group, asking for no profile) runs with the first profile's limits."""
+    profiles = _get(job.values, "settings", "profiles") or []
+    pod = pods.get(HEALTH_USER_POD)
+    if not profiles or pod is None:
+        return []
+    container = next(c for c in pod["spec"]["containers"] if c["name"] == "notebook")
+    limits = (container.get("resources") or {}).get("limits") or {}
+    if float(limits.get("cpu", "nan")) == float(profiles[0]["cores"]):
+        return []
+    return [
+        Finding(
+            job.blame,
+            "settings.profiles[0]",
+            f"the health check's user (in no group) gets no facility profile: its pod's limits are {limits}, "
+            f"not those of profile {profiles[0]['name']!r}",
+        )
+    ]
+
+
 def _judge_pods(job: Job, pods: Mapping[str, dict[str, Any]]) -> list[Finding]:
     """Each profile's user pod: a valid Pod, the profile's image, its resources, the gateway's addresses,
     Pod Security."""
-    findings = _judge_pod_security(job, pods)
+    findings = _judge_pod_security(job, pods) + _judge_health_user_pod(job, pods)
     address = _get(job.values, "settings", "gateway", "address")
     for i, profile in enumerate(_get(job.values, "settings", "profiles") or []):
         key = f"settings.profiles[{i}]"
