@@ -60,6 +60,9 @@ def gateway_api_token(settings: Mapping[str, Any], environ: Mapping[str, str] = 
     return token
 
 
+START_WAIT_SECONDS = 3
+
+
 def gateway_service(settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The hub service entry of the gateway (not started by the hub: it must survive hub restarts)."""
     return {
@@ -68,6 +71,9 @@ def gateway_service(settings: Mapping[str, Any], environ: Mapping[str, str] = os
         "api_token": gateway_api_token(settings, environ),
         "oauth_no_confirm": True,
         "display": False,
+        # JupyterHub waits this long at start-up for the service's URL to answer (default 30 s); the hub needs
+        # nothing from the guard to start (its proxy route is set anyway), and the guard may start after it
+        "timeout": START_WAIT_SECONDS,
     }
 
 

@@ -196,3 +196,15 @@ def test_a_user_in_no_group_gets_the_default_profile_on_kubernetes(env):
     assert offered[0]["kubespawner_override"]["mem_limit"] == 8 * 1024**3
     outsider = SimpleNamespace(name="bob", groups=[SimpleNamespace(name="cms")])
     assert c.KubeSpawner.profile_list(SimpleNamespace(user=outsider)) == []
+
+
+def test_the_hub_start_does_not_wait_30_s_for_the_gateway_service(env):
+    # JupyterHub's start waits Service.timeout (default 30 s) for an external service's URL; the guard may
+    # start after the hub, and the hub needs nothing from it to start
+    from jupyterhub.services.service import Service
+
+    c = Config()
+    configure(c, settings_for("kubernetes"), DISCOVERY)
+    gateway = next(s for s in c.JupyterHub.services if s["name"] == "dask-gateway")
+    assert Service.timeout.default_value == 30
+    assert Service(**{k: v for k, v in gateway.items() if k != "api_token"}).timeout <= 5

@@ -34,6 +34,7 @@ from af.tools.check.wiring import SETTINGS_DIR, _env_entries, _get
 
 METADATA_KEY = "jupyterhub.singleuser.cloudMetadata.blockWithIptables"
 HEALTH_USER_POD = "(health check user)"  # also in _RUNNER
+MAX_START_WAIT = 5  # seconds the hub's start may wait for an external service's URL
 # set by z2jh's hub Deployment itself, whatever the values say
 Z2JH_HUB_ENV = ("PYTHONUNBUFFERED", "HELM_RELEASE_NAME", "POD_NAMESPACE", "CONFIGPROXY_AUTH_TOKEN")
 PLACEHOLDER = "0" * 64
@@ -64,6 +65,8 @@ def run_hub(job):
     return {
         "spawner_class": str(c.JupyterHub.spawner_class),
         "services": {s["name"]: s.get("url") for s in services},
+        # JupyterHub's Service.timeout: how long the hub's start waits for the service's URL
+        "start_waits": {s["name"]: s.get("timeout", 30) for s in services if s.get("url")},
         "pods": user_pods(c, job),
     }
 
@@ -233,6 +236,16 @@ def _judge(job: Job, result: dict[str, Any]) -> list[Finding]:
         if ok["spawner_class"] != "kubespawner.KubeSpawner":
             findings.append(Finding(job.blame, "settings.platform", f"spawner is {ok['spawner_class']}"))
         findings += _judge_pods(job, ok.get("pods") or {})
+        findings += [
+            Finding(
+                job.blame,
+                f"settings (hub service {name})",
+                f"the hub's start waits up to {wait} s for {ok['services'][name]} (an external service, which "
+                f"may start after the hub); at most {MAX_START_WAIT} s",
+            )
+            for name, wait in (ok.get("start_waits") or {}).items()
+            if wait > MAX_START_WAIT
+        ]
         url = _get(values, "settings", "gateway", "service_url")
         if ok["services"].get("dask-gateway") != url:
             findings.append(
