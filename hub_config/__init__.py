@@ -31,6 +31,12 @@ from hub_config import auth, culling, gateway, profiles, services, servicex
 
 __all__ = ["configure"]
 
+# JupyterLab opens terminals as login shells (`bash -l`) when the server has no tty; Debian's /etc/profile then
+# replaces PATH, and python, jupyter and physlite of the server's environment are no longer found. An interactive
+# non-login bash (what a desktop terminal opens) keeps the server's environment and still reads the bashrc files.
+# (A jupyter_server_config.d file cannot carry it: only extension switches are read from there.)
+TERMINAL_SHELL = "--ServerApp.terminado_settings=shell_command=/bin/bash"
+
 
 def _configured(section: Any, key: str, default: Any) -> Any:
     """A value already set in a traitlets config section, or `default` (unset keys are lazy placeholders)."""
@@ -68,6 +74,10 @@ def configure(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] 
     environment.update(gateway.user_environment(settings))
     environment.update(servicex.user_environment(settings))
     spawner_section.environment = environment
+    args = list(_configured(spawner_section, "args", []))
+    if not any(arg.startswith("--ServerApp.terminado_settings") for arg in args):
+        args.append(TERMINAL_SHELL)
+    spawner_section.args = args
     c.Spawner.default_url = "/lab"
     c.Spawner.post_stop_hook = gateway.make_post_stop_hook(settings)
     # Servers and clusters keep running while the hub restarts (upgrades, crashes).

@@ -32,10 +32,6 @@ from hub_config.servicex import servicex_yaml
 from hub_config.settings import parse_memory
 
 TUTORIALS_FOLDER = "tutorials"
-# JupyterLab opens terminals as login shells (`bash -l`) when the server has no tty; Debian's /etc/profile then
-# replaces PATH, and python, jupyter and physlite of the server's environment are no longer found. An interactive
-# non-login bash (what a desktop terminal opens) keeps the server's environment and still reads the bashrc files.
-TERMINAL_SHELL = "--ServerApp.terminado_settings=shell_command=/bin/bash"
 NOTIFICATION_SETTINGS = Path(
     ".jupyter/lab/user-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
 )
@@ -140,8 +136,6 @@ class FacilityLocalSpawner(SimpleLocalProcessSpawner):
         if os.geteuid() == 0 and "--allow-root" not in args:
             # The single-user server refuses to run as root without it (and the hub would wait its timeout).
             args.append("--allow-root")
-        if not any(arg.startswith("--ServerApp.terminado_settings") for arg in args):
-            args.append(TERMINAL_SHELL)
         return args
 
     def make_preexec_fn(self, name: str) -> Callable[[], None]:

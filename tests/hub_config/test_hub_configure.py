@@ -11,10 +11,10 @@ from typing import ClassVar
 import pytest
 from traitlets.config import Config
 
-from hub_config import configure
+from af.gateway.server_config import FacilityHubAuthenticator, cluster_options
+from hub_config import TERMINAL_SHELL, configure
 from hub_config.auth import discover_endpoints
 from hub_config.gateway import user_environment
-from af.gateway.server_config import FacilityHubAuthenticator, cluster_options
 from hub_config.servicex import servicex_yaml
 from hub_config.settings import SettingsError, validate_settings
 
@@ -61,6 +61,8 @@ def test_kubernetes(env):
     assert "access:services!service=dask-gateway" in roles["server"]["scopes"]
     assert "admin:auth_state!user" in roles["server"]["scopes"]
     assert c.KubeSpawner.environment["AF_SERVICEX_ENDPOINT"] == "https://servicex.example.org"
+    # terminals keep the image's PATH (a login shell's /etc/profile would drop the environment's bin)
+    assert TERMINAL_SHELL in c.KubeSpawner.args
     hook = c.KubeSpawner.lifecycle_hooks["postStart"]["exec"]["command"]
     assert hook == ["python", "-m", "af.user_server.servicex_config"]
     profile_list = c.KubeSpawner.profile_list
@@ -76,6 +78,7 @@ def test_local(env, tmp_path):
     assert c.FacilityLocalSpawner.home_dir_template == str(tmp_path / "homes" / "{username}")
     assert c.Spawner.environment["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
     assert c.JupyterHub.cleanup_servers is False
+    assert TERMINAL_SHELL in c.Spawner.args
 
 
 def test_missing_secret_names_the_variable(env, monkeypatch):
