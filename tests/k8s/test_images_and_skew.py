@@ -90,14 +90,26 @@ def test_kernels_must_be_compiled_for_a_generic_cpu(scratch) -> None:
     )
 
 
+BASE_ARG = "ARG BASE=ghcr.io/physlite-facility/base:bookworm-python3.11-uv0.13.9"
+
+
 def test_unpinned_base_image(scratch) -> None:
-    edit(scratch.root / NOTEBOOK, "FROM python:3.11.14-slim-bookworm", "FROM python:latest")
+    edit(scratch.root / NOTEBOOK, BASE_ARG, "ARG BASE=ghcr.io/physlite-facility/base:latest")
     assert any(
         "base image not pinned to a tag" in m and m.startswith(NOTEBOOK)
         for m in _messages(check_skew(scratch))
     )
+    edit(scratch.root / NOTEBOOK, "FROM ${BASE}", "FROM python:latest")
     assert any(
         m.startswith(f"{NOTEBOOK}: line ") and "DL3007" in m for m in _messages(check_dockerfiles(scratch))
+    )
+
+
+def test_base_image_must_carry_the_makefiles_uv(scratch) -> None:
+    edit(scratch.root / NOTEBOOK, BASE_ARG, BASE_ARG.replace("uv0.13.9", "uv0.13.1"))
+    assert any(
+        m.startswith(f"{NOTEBOOK}: line ") and "uv 0.13.1, the Makefile bootstraps uv 0.13.9" in m
+        for m in _messages(check_skew(scratch))
     )
 
 
@@ -121,8 +133,8 @@ def test_image_install_step_with_an_unknown_group_fails(scratch) -> None:
 
     edit(
         scratch.root / "images/hub/Dockerfile",
-        "RUN uv sync --locked --no-editable --no-default-groups --group facility --group hub-k8s",
-        "RUN uv sync --locked --no-editable --no-default-groups --group facility --group hub-k8z",
+        "uv sync --locked --no-editable --no-default-groups --group facility --group hub-k8s",
+        "uv sync --locked --no-editable --no-default-groups --group facility --group hub-k8z",
     )
     messages = [str(f) for f in check_image_install(scratch, "hub")]
     assert len(messages) == 1

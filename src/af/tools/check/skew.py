@@ -14,7 +14,11 @@ The premise: our images are built from this repository's ``uv.lock`` and tagged 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import shutil
+import subprocess
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +36,8 @@ from af.tools.check.yamlfile import YamlError, load_one
 Z2JH_JUPYTERHUB_MAJOR = {"4": 5, "3": 4}
 Z2JH_HUB_IMAGE = "quay.io/jupyterhub/k8s-hub"
 GATEWAY_SERVER_IMAGE = "ghcr.io/dask/dask-gateway-server"
+# the prefix of the labels tools/images/build.py writes (lock hash, base)
+IMAGE_LABEL = "org.physlite-facility"
 
 HUB_IMAGE_KEYS = (
     ("jupyterhub", "hub", "image"),
@@ -56,6 +62,15 @@ def lock_versions(lock: Path) -> dict[str, str]:
     return {p["name"]: p.get("version", "") for p in data.get("package", [])}
 
 
+# the project's base image (tools/images/build.py base): Debian's Python and uv from PyPI, named in its tag
+BASE_TAG = re.compile(r":[\w.-]*python(?P<python>\d+\.\d+)-uv(?P<uv>[\w.]+)$")
+
+
+def _expand(text: str, args: Mapping[str, str]) -> str:
+    """``${NAME}`` / ``$NAME`` replaced by the Dockerfile ARG's default (left as is when there is none)."""
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), text)
+
+
 def _get(data: Any, path: tuple[str, ...]) -> Any:
     for part in path:
         if not isinstance(data, Mapping):
@@ -68,8 +83,12 @@ def _major(version: str) -> int:
     return int(version.split(".", 1)[0])
 
 
+# build-time options of RUN (cache and secret mounts, network): not part of the command
+RUN_OPTIONS = re.compile(r"^RUN\s+(?:--[\w-]+=\S+\s+)+", re.I)
+
+
 def dockerfile_lines(path: Path) -> list[tuple[int, str]]:
-    """Logical lines (continuations joined) with their first line number; comments dropped."""
+    """Logical lines (continuations joined) with their first line number; comments and RUN's options dropped."""
     out: list[tuple[int, str]] = []
     buffer, start = "", 0
     for number, raw in enumerate(path.read_text().splitlines(), 1):
@@ -80,7 +99,7 @@ def dockerfile_lines(path: Path) -> list[tuple[int, str]]:
             start = number
         buffer += " " + line.rstrip("\\").strip()
         if not line.endswith("\\"):
-            out.append((start, buffer.strip()))
+            out.append((start, RUN_OPTIONS.sub("RUN ", buffer.strip())))
             buffer = ""
     return out
 
@@ -91,11 +110,27 @@ def check_dockerfile(repo: Repo, path: Path, groups: set[str], uv_version: str) 
     findings: list[Finding] = []
     info: dict[str, Any] = {"python": None, "groups": set(), "warmup": False, "generic_cpu": False}
     copies_lock = False
+    args: dict[str, str] = {}
     for number, line in dockerfile_lines(path):
         word, _, rest = line.partition(" ")
         word = word.upper()
+        if word == "ARG" and "=" in rest:
+            name, _, default = rest.partition("=")
+            args[name.strip()] = default.strip().strip("\"'")
         if word == "FROM":
-            image = rest.split()[0]
+            image = _expand(rest.split()[0], args)
+            base = BASE_TAG.search(image)
+            if base:
+                info["python"] = base.group("python")
+                info["base"] = image
+                if base.group("uv") != uv_version:
+                    findings.append(
+                        Finding(
+                            rel,
+                            f"line {number}: FROM",
+                            f"{image}: uv {base.group('uv')}, the Makefile bootstraps uv {uv_version}",
+                        )
+                    )
             if image.lower() == "scratch":
                 continue
             name, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
@@ -145,6 +180,54 @@ def check_dockerfile(repo: Repo, path: Path, groups: set[str], uv_version: str) 
     if not copies_lock:
         findings.append(Finding(rel, "COPY", "does not copy uv.lock: the image is not built from the lock"))
     return findings, info
+
+
+def built_image_labels(image: str) -> dict[str, str] | None:
+    """The labels of ``image`` as built on this machine (podman), or None when podman or the image is absent.
+
+    Example:
+        >>> built_image_labels("ghcr.io/physlite-facility/hub:0.1.0")["org.opencontainers.image.version"]  # doctest: +SKIP
+        '0.1.0'
+    """
+    podman = shutil.which("podman")
+    if not podman:
+        return None
+    done = subprocess.run(
+        [podman, "image", "inspect", "--format", "{{json .Labels}}", image],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return (json.loads(done.stdout) or {}) if done.returncode == 0 else None
+
+
+def check_built_image(image: str, lock: Path, base: str | None) -> list[Finding]:
+    """A locally built image under the chart's tag must come from this version, this lock and the Dockerfile's
+    base (labels written by tools/images/build.py); nothing to check when it was not built here."""
+    labels = built_image_labels(image)
+    if labels is None:
+        return []
+    where = f"image {image}"
+    rebuild = "rebuild it (make images)"
+    findings = []
+    tag_version = image.rpartition(":")[2]
+    built_version = labels.get("org.opencontainers.image.version")
+    if built_version != tag_version:
+        findings.append(
+            Finding(where, "version label", f"{built_version!r} under tag {tag_version!r}: {rebuild}")
+        )
+    lock_hash = hashlib.sha256(lock.read_bytes()).hexdigest()
+    built_lock = labels.get(f"{IMAGE_LABEL}.uv-lock.sha256")
+    if built_lock != lock_hash:
+        findings.append(
+            Finding(where, "uv-lock label", f"built from another uv.lock ({str(built_lock)[:12]}): {rebuild}")
+        )
+    built_base = labels.get(f"{IMAGE_LABEL}.base")
+    if base and built_base != base:
+        findings.append(
+            Finding(where, "base label", f"built on {built_base}, the Dockerfile names {base}: {rebuild}")
+        )
+    return findings
 
 
 def check_skew(repo: Repo) -> list[Finding]:
@@ -229,6 +312,11 @@ def check_skew(repo: Repo) -> list[Finding]:
     defaults = load_one(repo.chart / "values.yaml")
     hub_name = _get(defaults, ("jupyterhub", "hub", "image", "name"))
     notebook_name = _get(defaults, ("jupyterhub", "singleuser", "image", "name"))
+    for kind, name in (("hub", hub_name), ("notebook", notebook_name)):
+        if kind in images:
+            findings += check_built_image(
+                f"{name}:{version}", repo.root / "uv.lock", images[kind].get("base")
+            )
     with standalone_copy(repo) as chart_dir:
         chart = helm_python.Chart.load(chart_dir)
         for path in [repo.chart / "values.yaml", *values_files(repo)]:
