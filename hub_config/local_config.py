@@ -27,7 +27,9 @@ c.JupyterHub.db_url = f"sqlite:///{state / 'hub' / 'jupyterhub.sqlite'}"
 c.JupyterHub.cookie_secret_file = str(state / "hub" / "jupyterhub_cookie_secret")
 # The runner starts configurable-http-proxy itself so that the proxy (and users' routes) survive hub restarts.
 c.ConfigurableHTTPProxy.should_start = False
-c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports['proxy_api']}"
+# 127.0.0.2 when users' code runs in containers: an address their network does not reach (af.tools.local.containers)
+internal_ip = os.environ.get("AF_INTERNAL_IP", "127.0.0.1")
+c.ConfigurableHTTPProxy.api_url = f"http://{internal_ip}:{ports['proxy_api']}"
 
 # Hub-managed services (the idle culler) carry the facility's marker too: `af down` then finds them even when the
 # hub could not stop them (a hub that crashed or was killed leaves its services running, reparented to init).
@@ -52,3 +54,28 @@ c.Spawner.environment = {
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 90
 c.JupyterHub.log_level = "INFO"
+
+if "AF_CONTAINER_IMAGE" in os.environ:
+    # Users' servers in containers of the notebook image (hub_config.container_spawner), through podman's API service
+    # (DOCKER_HOST), with the same profiles, homes and tutorials as the local-process spawner.
+    from hub_config.container_spawner import NETWORK, FacilityContainerSpawner
+
+    c.JupyterHub.spawner_class = FacilityContainerSpawner
+    for trait in ("home_dir_template", "profiles", "tutorials_source", "servicex_endpoint"):
+        if trait in c.FacilityLocalSpawner:
+            setattr(c.FacilityContainerSpawner, trait, c.FacilityLocalSpawner[trait])
+    c.FacilityContainerSpawner.image = os.environ["AF_CONTAINER_IMAGE"]
+    c.FacilityContainerSpawner.pull_policy = "never"  # images are built here (make images), never pulled
+    c.FacilityContainerSpawner.network_name = NETWORK
+    c.FacilityContainerSpawner.use_internal_ip = False
+    c.FacilityContainerSpawner.host_ip = internal_ip
+    c.FacilityContainerSpawner.ip = "0.0.0.0"
+    c.FacilityContainerSpawner.cmd = ["jupyterhub-singleuser"]
+    c.FacilityContainerSpawner.remove = True
+    c.FacilityContainerSpawner.prefix = f"af-{os.environ['AF_FACILITY_ID']}"
+    c.FacilityContainerSpawner.facility_id = os.environ["AF_FACILITY_ID"]
+    c.FacilityContainerSpawner.data_folders = (
+        [os.environ["AF_EXAMPLE_DATA"]] if "AF_EXAMPLE_DATA" in os.environ else []
+    )
+    # the image's own PATH (its /opt/venv), not this machine's
+    c.FacilityContainerSpawner.environment = {k: v for k, v in c.Spawner.environment.items() if k != "PATH"}

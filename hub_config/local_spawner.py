@@ -76,6 +76,35 @@ def copy_tutorials(source: Path, home: Path) -> list[Path]:
     return copied
 
 
+async def prepare_server(spawner: Any, home: Path) -> None:
+    """What every local spawner does before starting a server: choose the profile (HTTP 403 for one outside the
+    user's groups), set its limits (``spawner.cpu_limit``, ``spawner.mem_limit``, ``AF_PROFILE``), and prepare
+    the home (JupyterLab's news off, the tutorials, ``servicex.yaml``).
+
+    `spawner` has the traits `profiles`, `tutorials_source`, `servicex_endpoint` and `chosen_profile`.
+    """
+    profile = choose_profile(
+        spawner.profiles,
+        spawner.user.name,
+        user_group_names(spawner.user),
+        spawner.user_options.get(PROFILE_FIELD),
+    )
+    spawner.chosen_profile = dict(profile)
+    spawner.cpu_limit = float(profile["cores"])
+    spawner.mem_limit = parse_memory(profile["memory"], f"profiles[{profile['name']}].memory")
+    spawner.environment = {**spawner.environment, "AF_PROFILE": profile["name"]}
+    home.mkdir(parents=True, exist_ok=True)
+    quiet_jupyterlab(home)
+    if spawner.tutorials_source:
+        copy_tutorials(Path(spawner.tutorials_source), home)
+    if spawner.servicex_endpoint:
+        auth_state = await spawner.user.get_auth_state() or {}
+        path = home / "servicex.yaml"
+        path.write_text(servicex_yaml(spawner.servicex_endpoint, auth_state.get("access_token", "")))
+        path.chmod(0o600)
+    spawner.log.info("starting %s with profile %s", spawner.user.name, profile["name"])
+
+
 class PortReservations:
     """Free ports handed out to servers being started, so that concurrent spawns never get the same one.
 
@@ -110,24 +139,7 @@ class FacilityLocalSpawner(SimpleLocalProcessSpawner):
     chosen_profile = Dict(help="The profile of the running server.")
 
     async def start(self) -> Any:
-        profile = choose_profile(
-            self.profiles, self.user.name, user_group_names(self.user), self.user_options.get(PROFILE_FIELD)
-        )
-        self.chosen_profile = dict(profile)
-        self.cpu_limit = float(profile["cores"])
-        self.mem_limit = parse_memory(profile["memory"], f"profiles[{profile['name']}].memory")
-        self.environment = {**self.environment, "AF_PROFILE": profile["name"]}
-        home = Path(self.home_dir)
-        home.mkdir(parents=True, exist_ok=True)
-        quiet_jupyterlab(home)
-        if self.tutorials_source:
-            copy_tutorials(Path(self.tutorials_source), home)
-        if self.servicex_endpoint:
-            auth_state = await self.user.get_auth_state() or {}
-            path = home / "servicex.yaml"
-            path.write_text(servicex_yaml(self.servicex_endpoint, auth_state.get("access_token", "")))
-            path.chmod(0o600)
-        self.log.info("starting %s with profile %s", self.user.name, profile["name"])
+        await prepare_server(self, Path(self.home_dir))
         self.port = self.ports.reserve()
         return await super().start()
 

@@ -24,8 +24,10 @@ bin_dir = Path(sys.executable).parent
 configure_gateway_server(
     c, settings, hub_api_url=f"http://127.0.0.1:{ports['hub']}/hub/api", backend_class=RecoveringLocalBackend
 )
-c.DaskGateway.address = f"127.0.0.1:{ports['gateway_api']}"
-c.Proxy.address = f"127.0.0.1:{ports['gateway_web']}"
+# 127.0.0.2 when users' code runs in containers: an address their network does not reach (af.tools.local.containers)
+internal_ip = os.environ.get("AF_INTERNAL_IP", "127.0.0.1")
+c.DaskGateway.address = f"{internal_ip}:{ports['gateway_api']}"
+c.Proxy.address = f"{internal_ip}:{ports['gateway_web']}"
 c.Proxy.tcp_address = f"127.0.0.1:{ports['gateway_tcp']}"
 c.UnsafeLocalBackend.db_url = f"sqlite:///{state / 'gateway' / 'gateway.sqlite'}"
 c.UnsafeLocalBackend.db_encrypt_keys = [os.environ["AF_GATEWAY_DB_KEY"]]

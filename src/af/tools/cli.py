@@ -1,7 +1,9 @@
 """`af`: facility tooling.
 
 af up [--state state] [--tutorials DIR] [--node-modules DIR] [--example-data DIR]
-                               start the local facility (prints URL and demo accounts)
+      [--containers --notebook-image IMAGE --containers-conf FILE]
+                               start the local facility (prints URL and demo accounts); with --containers
+                               users' servers and dask clusters run in containers of the notebook image
 af down [--state state]        stop everything `af up` started
 af status [--state state]      which components run
 af health --url URL            end-to-end health check through the hub API (see af.tools.health)
@@ -16,13 +18,22 @@ from pathlib import Path
 
 
 def _up(args: argparse.Namespace) -> int:
+    from af.tools.local.containers import ContainerMode
     from af.tools.local.runner import FacilityError, LocalFacility
 
+    containers = None
+    if args.containers:
+        conf = Path(args.containers_conf)
+        if not conf.is_file():
+            print(f"af up: --containers-conf {conf}: no such file", file=sys.stderr)
+            return 1
+        containers = ContainerMode(image=args.notebook_image, conf=conf.resolve())
     facility = LocalFacility(
         Path(args.state),
         tutorials=Path(args.tutorials) if args.tutorials else None,
         node_modules=Path(args.node_modules),
         example_data=Path(args.example_data) if args.example_data else None,
+        containers=containers,
     )
     try:
         facility.up()
@@ -67,6 +78,12 @@ def _health(args: argparse.Namespace) -> int:
         return 1
 
 
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("physlite-facility")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="af", description="Analysis facility tooling.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
                 "--example-data",
                 default=os.environ.get("AF_EXAMPLE_DATA", ""),
                 help="folder of example PHYSLITE files, AF_EXAMPLE_DATA in users' servers (default: $AF_EXAMPLE_DATA)",
+            )
+            command.add_argument(
+                "--containers",
+                action="store_true",
+                help="run users' servers and dask clusters in containers of --notebook-image (podman)",
+            )
+            command.add_argument(
+                "--notebook-image",
+                default=f"ghcr.io/physlite-facility/notebook:{_version()}",
+                help="the notebook image for --containers (default: this version's, built by make images)",
+            )
+            command.add_argument(
+                "--containers-conf",
+                default="images/containers.conf",
+                help="podman's CONTAINERS_CONF for --containers (default: images/containers.conf)",
             )
     health = sub.add_parser("health", help="end-to-end health check of a facility through the hub API")
     health.add_argument("--url", required=True, help="public URL of the hub, e.g. http://127.0.0.1:8000")

@@ -39,6 +39,14 @@ import yaml
 
 import af.gateway
 import hub_config
+from af.tools.local.containers import (
+    INTERNAL_IP,
+    MODE_FILE,
+    ContainerError,
+    ContainerMode,
+    remove_containers,
+    wait_api_service,
+)
 from af.tools.local.ports import Ports
 
 HERE = Path(__file__).resolve().parent
@@ -49,6 +57,8 @@ GATEWAY_CONFIG = Path(af.gateway.__file__).resolve().parent / "local_config.py"
 EXAMPLE_DATA = "AF_EXAMPLE_DATA"
 MARKER = "AF_FACILITY_ID"
 COMPONENTS = ("oidc", "proxy", "hub", "gateway", "guard")
+# with users' code in containers: podman's API service, before the hub and the gateway that use it
+CONTAINER_COMPONENTS = ("oidc", "proxy", "podman", "hub", "gateway", "guard")
 SECRET_NAMES = (
     "facility_id",
     "crypt_key",
@@ -206,6 +216,7 @@ class LocalFacility:
         extra_users: int = 0,
         settings_overrides: Mapping[str, Any] | None = None,
         access_token_ttl: int = 600,
+        containers: ContainerMode | None = None,
     ):
         self.state_dir = Path(state_dir).resolve()
         self.tutorials = Path(tutorials).resolve() if tutorials is not None else None
@@ -215,6 +226,7 @@ class LocalFacility:
         self.extra_users = extra_users
         self.settings_overrides = dict(settings_overrides or {})
         self.access_token_ttl = access_token_ttl
+        self.containers = containers
         saved = _read_json(self.state_dir / "ports.json", None)
         self.ports = ports or (Ports(**saved) if saved else Ports())
 
@@ -222,6 +234,15 @@ class LocalFacility:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports.public}"
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return CONTAINER_COMPONENTS if self.containers else COMPONENTS
+
+    @property
+    def internal_ip(self) -> str:
+        """Where the ports containers must not reach listen (see af.tools.local.containers)."""
+        return INTERNAL_IP if self.containers else "127.0.0.1"
 
     @property
     def issuer(self) -> str:
@@ -293,6 +314,10 @@ class LocalFacility:
         os.chmod(self.state_dir, 0o700)
         values = self.secrets()
         (self.state_dir / "ports.json").write_text(json.dumps(self.ports.as_dict(), indent=1))
+        if self.containers:
+            self.containers.save(self.state_dir)
+        else:
+            (self.state_dir / MODE_FILE).unlink(missing_ok=True)
         (self.state_dir / "settings.yaml").write_text(yaml.safe_dump(self.settings(), sort_keys=False))
         provider_config = {
             "issuer": self.issuer,
@@ -343,6 +368,8 @@ class LocalFacility:
         # Where the example PHYSLITE files are (the health check and the tutorials read them).
         if self.example_data is not None:
             env[EXAMPLE_DATA] = str(self.example_data)
+        if self.containers:
+            env.update(self.containers.environment(self.state_dir))
         if component in ("gateway", "guard"):
             env["JUPYTERHUB_API_TOKEN"] = values["gateway_token"]
         return env
@@ -350,14 +377,16 @@ class LocalFacility:
     # ---- processes ---------------------------------------------------------------------------------------
     def _commands(self) -> dict[str, list[str]]:
         p = self.ports
+        podman = {"podman": self.containers.service_command(self.state_dir)} if self.containers else {}
         return {
+            **podman,
             "oidc": ["node", str(PROVIDER_SCRIPT), str(self.state_dir / "oidc" / "config.json")],
             "proxy": [
                 "node",
                 str(self.node_modules / "configurable-http-proxy" / "bin" / "configurable-http-proxy"),
                 "--ip=127.0.0.1",
                 f"--port={p.public}",
-                "--api-ip=127.0.0.1",
+                f"--api-ip={self.internal_ip}",
                 f"--api-port={p.proxy_api}",
                 f"--default-target=http://127.0.0.1:{p.hub}",
                 f"--error-target=http://127.0.0.1:{p.hub}/hub/error",
@@ -370,7 +399,7 @@ class LocalFacility:
                 "-m",
                 "af.gateway.dashboard_guard",
                 f"--listen=127.0.0.1:{p.guard}",
-                f"--upstream=http://127.0.0.1:{p.gateway_web}",
+                f"--upstream=http://{self.internal_ip}:{p.gateway_web}",
                 f"--hub-api=http://127.0.0.1:{p.hub}/hub/api",
                 "--prefix=/services/dask-gateway",
             ],
@@ -380,10 +409,10 @@ class LocalFacility:
         p = self.ports
         return {
             "oidc": f"{self.issuer}/.well-known/openid-configuration",
-            "proxy": f"http://127.0.0.1:{p.proxy_api}/api/routes",
+            "proxy": f"http://{self.internal_ip}:{p.proxy_api}/api/routes",
             "hub": f"http://127.0.0.1:{p.hub}/hub/health",
             # through the gateway's own proxy, which it starts after its API
-            "gateway": f"http://127.0.0.1:{p.gateway_web}/services/dask-gateway/api/health",
+            "gateway": f"http://{self.internal_ip}:{p.gateway_web}/services/dask-gateway/api/health",
             "guard": f"http://127.0.0.1:{p.guard}/services/dask-gateway/api/health",
         }
 
@@ -412,9 +441,12 @@ class LocalFacility:
                 raise FacilityError(f"{name} exited with code {process.returncode}; log {log_path}:\n{tail}")
 
         try:
-            # The proxy's API answers 403 without its token; the others must answer 200.
-            _wait_http(self._ready_urls()[name], timeout, check, limit=500 if name == "proxy" else 300)
-        except FacilityError as err:
+            if name == "podman" and self.containers:
+                wait_api_service(self.containers.socket(self.state_dir), timeout, check)
+            else:
+                # The proxy's API answers 403 without its token; the others must answer 200.
+                _wait_http(self._ready_urls()[name], timeout, check, limit=500 if name == "proxy" else 300)
+        except (FacilityError, ContainerError) as err:
             raise FacilityError(f"{name} did not start: {err} (log: {log_path})") from None
         return process.pid
 
@@ -430,7 +462,7 @@ class LocalFacility:
         """Start every component that is not already running."""
         self._prepare()
         try:
-            for name in COMPONENTS:
+            for name in self.components:
                 self.start_component(name)
             # The hub answers its health check before it has added the gateway's route to the proxy.
             _wait_http(f"{self.url}/services/dask-gateway/api/health", 60, lambda: None, limit=300)
@@ -443,13 +475,18 @@ class LocalFacility:
         kernels, gateway schedulers and workers, the hub's services) and every process the components had
         started that is still running. Returns the PIDs found running."""
         stopped = []
+        facility_id = _read_json(self.state_dir / "secrets.json", {}).get("facility_id")
+        # the mode of the last start (`af down` is not told): containers go before podman's API service stops,
+        # their monitors are among the components' children
+        containers = self.containers or ContainerMode.load(self.state_dir)
+        if containers and facility_id:
+            remove_containers(facility_id, containers.environment(self.state_dir))
         started_by_components = descendants([pid for pid in self.pids().values() if _alive(pid)])
-        for name in reversed(COMPONENTS):
+        for name in reversed(CONTAINER_COMPONENTS):
             pid = self.pids().get(name)
             if pid is not None and _alive(pid):
                 stopped.append(pid)
             self.stop_component(name)
-        facility_id = _read_json(self.state_dir / "secrets.json", {}).get("facility_id")
         leftovers = marked_processes(facility_id) if facility_id else []
         leftovers += [pid for pid in started_by_components if pid not in leftovers and _alive(pid)]
         terminate(leftovers, grace=5.0)
