@@ -1,9 +1,10 @@
 """The hub's configuration, one module per concern, shared by the local facility and the Kubernetes chart.
 
 Entry point: `configure(c, settings)` with the traitlets config `c` of jupyterhub_config.py and the settings
-from `hub_config.settings.load_settings(path)`. ``settings["platform"]`` picks the spawner; the rest is the same.
+from `hub_config.settings.load_settings(path)` (typed: `hub_config.settings_schema.Settings`). ``settings.platform``
+picks the spawner; the rest is the same.
 
-Modules: `settings` (schema, load, validate), `auth` (IAM login), `profiles` (group-limited choices), `gateway`
+Modules: `settings_schema` (the settings' models), `settings` (load, validate), `auth` (IAM login), `profiles` (group-limited choices), `gateway`
 (hub side of dask-gateway), `gateway_server` (import it in the gateway's own config), `culling`, `services`
 (roles, operator account), `servicex`, `local_spawner` (platform "local" only).
 
@@ -23,11 +24,11 @@ Example (jupyterhub_config.py):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hub_config import auth, culling, gateway, profiles, services, servicex
+from hub_config.settings_schema import Settings
 
 __all__ = ["configure"]
 
@@ -48,18 +49,18 @@ def _merge_by_name(existing: list[dict[str, Any]], ours: list[dict[str, Any]]) -
     return [item for item in existing if item.get("name") not in names] + ours
 
 
-def configure(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] | None = None) -> None:
+def configure(c: Any, settings: Settings, discovery: dict[str, str] | None = None) -> None:
     """Apply the facility settings to the JupyterHub config `c`.
 
     `discovery` (the issuer's discovery document) is fetched from ``auth.issuer`` when not given.
     """
-    c.JupyterHub.base_url = settings["hub"]["base_url"]
+    c.JupyterHub.base_url = settings.hub.base_url
     auth.configure_auth(c, settings, discovery)
     profiles.configure_profiles(c, settings)
 
-    hub_services = [gateway.gateway_service(settings)]
+    hub_services = [gateway.gateway_service(settings.gateway)]
     roles = services.facility_roles()
-    for extra in (culling.culler_service(settings), services.operator_service(settings)):
+    for extra in (culling.culler_service(settings.culling), services.operator_service(settings.services)):
         if extra is not None:
             service, role = extra
             hub_services.append(service)
@@ -69,10 +70,10 @@ def configure(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] 
     c.JupyterHub.load_roles = _merge_by_name(_configured(c.JupyterHub, "load_roles", []), roles)
 
     # KubeSpawner's own section overrides Spawner's for the same trait (z2jh sets KubeSpawner.environment).
-    spawner_section = c.KubeSpawner if settings["platform"] == "kubernetes" else c.Spawner
+    spawner_section = c.KubeSpawner if settings.platform == "kubernetes" else c.Spawner
     environment = dict(_configured(spawner_section, "environment", {}))
-    environment.update(gateway.user_environment(settings))
-    environment.update(servicex.user_environment(settings))
+    environment.update(gateway.user_environment(settings.gateway))
+    environment.update(servicex.user_environment(settings.servicex))
     spawner_section.environment = environment
     args = list(_configured(spawner_section, "args", []))
     if not any(arg.startswith("--ServerApp.terminado_settings") for arg in args):
@@ -83,18 +84,18 @@ def configure(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] 
     # Servers and clusters keep running while the hub restarts (upgrades, crashes).
     c.JupyterHub.cleanup_servers = False
 
-    if settings["platform"] == "kubernetes":
+    if settings.platform == "kubernetes":
         c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
-        if settings["servicex"]["endpoint"]:
+        if settings.servicex.endpoint:
             # The hub cannot write into the user's volume: the server writes ~/servicex.yaml itself at start.
             c.KubeSpawner.lifecycle_hooks = {
                 "postStart": {"exec": {"command": ["python", "-m", "af.user_server.servicex_config"]}}
             }
         return
 
-    state_dir = Path(settings["local"]["state_dir"]).resolve()
+    state_dir = Path(settings.local.state_dir).resolve()
     c.JupyterHub.spawner_class = "hub_config.local_spawner.FacilityLocalSpawner"
     c.FacilityLocalSpawner.home_dir_template = str(state_dir / "homes" / "{username}")
-    c.FacilityLocalSpawner.profiles = list(settings["profiles"])
-    c.FacilityLocalSpawner.tutorials_source = settings["tutorials"]["source"]
-    c.FacilityLocalSpawner.servicex_endpoint = settings["servicex"]["endpoint"]
+    c.FacilityLocalSpawner.profiles = list(settings.profiles)
+    c.FacilityLocalSpawner.tutorials_source = settings.tutorials.source
+    c.FacilityLocalSpawner.servicex_endpoint = settings.servicex.endpoint

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hub_config.settings import SettingsError
+from hub_config.settings_schema import AuthSettings, Settings
 
 GROUP_CLAIMS = ("groups", "wlcg.groups")
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -71,31 +72,20 @@ def discover_endpoints(issuer: str, timeout: float = 10.0) -> dict[str, str]:
     return document
 
 
-def callback_url(settings: Mapping[str, Any]) -> str:
-    """The OAuth redirect URI registered at the provider for this hub."""
-    explicit = settings["auth"]["callback_url"]
-    if explicit:
-        return explicit
-    return (
-        settings["hub"]["public_url"].rstrip("/")
-        + settings["hub"]["base_url"].rstrip("/")
-        + "/hub/oauth_callback"
-    )
-
-
-def post_logout_url(settings: Mapping[str, Any]) -> str:
+def post_logout_url(settings: Settings) -> str:
     """Where the provider sends the browser back after logout: the hub's login page, beside the callback.
 
     Example:
-        >>> post_logout_url({"auth": {"callback_url": "https://af.example.org/hub/oauth_callback"}})
+        >>> post_logout_url(Settings(platform="local", auth={"client_id": "hub"},
+        ...                          hub={"public_url": "https://af.example.org"}))
         'https://af.example.org/hub/login'
     """
-    return urllib.parse.urljoin(callback_url(settings), "login")
+    return urllib.parse.urljoin(settings.callback_url, "login")
 
 
-def client_secret(settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> str:
+def client_secret(auth: AuthSettings, environ: Mapping[str, str] = os.environ) -> str:
     """The OIDC client secret from the environment variable named by ``auth.client_secret_env``."""
-    name = settings["auth"]["client_secret_env"]
+    name = auth.client_secret_env
     secret = environ.get(name, "")
     if not secret:
         raise SettingsError(f"auth.client_secret_env: environment variable {name} is not set or empty")
@@ -106,32 +96,32 @@ def _names(groups: Iterable[str]) -> set[str]:
     return {g.lstrip("/") for g in groups}
 
 
-def configure_auth(c: Any, settings: Mapping[str, Any], discovery: Mapping[str, str] | None = None) -> None:
+def configure_auth(c: Any, settings: Settings, discovery: Mapping[str, str] | None = None) -> None:
     """Set up the hub's authenticator (IAMAuthenticator, a GenericOAuthenticator) on the traitlets config `c` from
-    ``settings["auth"]``."""
-    auth = settings["auth"]
-    endpoints = discovery or discover_endpoints(auth["issuer"])
+    ``settings.auth``."""
+    auth = settings.auth
+    endpoints = discovery or discover_endpoints(auth.issuer)
     c.JupyterHub.authenticator_class = "hub_config.authenticator.IAMAuthenticator"
     c.IAMAuthenticator.end_session_endpoint = endpoints.get("end_session_endpoint", "")
     c.IAMAuthenticator.post_logout_redirect_url = post_logout_url(settings)
     generic = c.GenericOAuthenticator
-    generic.client_id = auth["client_id"]
-    generic.client_secret = client_secret(settings)
-    generic.oauth_callback_url = callback_url(settings)
+    generic.client_id = auth.client_id
+    generic.client_secret = client_secret(auth)
+    generic.oauth_callback_url = settings.callback_url
     generic.authorize_url = endpoints["authorization_endpoint"]
     generic.token_url = endpoints["token_endpoint"]
     generic.userdata_url = endpoints["userinfo_endpoint"]
-    generic.scope = list(auth["scopes"])
-    generic.username_claim = auth["username_claim"]
+    generic.scope = list(auth.scopes)
+    generic.username_claim = auth.username_claim
     generic.basic_auth = True
     generic.login_service = "ATLAS IAM"
     generic.manage_groups = True
     generic.auth_state_groups_key = groups_from_auth_state
-    generic.allowed_groups = _names(auth["allowed_groups"])
-    generic.admin_groups = _names(auth["admin_groups"])
+    generic.allowed_groups = _names(auth.allowed_groups)
+    generic.admin_groups = _names(auth.admin_groups)
     generic.enable_auth_state = True
     generic.refresh_pre_spawn = True
-    generic.auth_refresh_age = int(auth["refresh_age"])
+    generic.auth_refresh_age = int(auth.refresh_age)
     # JUPYTERHUB_CRYPT_KEY must be set (Kubernetes: the chart's hub secret; locally: the state folder).
     if not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
         raise SettingsError("auth: JUPYTERHUB_CRYPT_KEY must be set to keep tokens in encrypted auth_state")

@@ -8,9 +8,8 @@
   (dask-gateway#260; idle clusters are also stopped by the gateway's ``idle_timeout``).
 
 Example:
-    >>> s = {"hub": {"base_url": "/"}, "gateway": {"address": "http://127.0.0.1:8000/services/dask-gateway",
-    ...      "proxy_address": "gateway://127.0.0.1:8786", "public_address": "/services/dask-gateway"}}
-    >>> user_environment(s)["DASK_GATEWAY__AUTH__TYPE"]
+    >>> from hub_config.settings_schema import GatewaySettings
+    >>> user_environment(GatewaySettings())["DASK_GATEWAY__AUTH__TYPE"]
     'jupyterhub'
 """
 
@@ -24,25 +23,25 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from hub_config.settings import SettingsError
+from hub_config.settings import Settings, SettingsError
+from hub_config.settings_schema import GatewaySettings, HubSettings
 
 SERVICE_NAME = "dask-gateway"
 ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
 log = logging.getLogger("hub_config.gateway")
 
 
-def service_prefix(settings: Mapping[str, Any]) -> str:
+def service_prefix(hub: HubSettings) -> str:
     """The URL path under which the hub's proxy serves the gateway, e.g. ``/services/dask-gateway``."""
-    return settings["hub"]["base_url"].rstrip("/") + f"/services/{SERVICE_NAME}"
+    return hub.base_url.rstrip("/") + f"/services/{SERVICE_NAME}"
 
 
-def user_environment(settings: Mapping[str, Any]) -> dict[str, str]:
+def user_environment(gateway: GatewaySettings) -> dict[str, str]:
     """Variables for a user's server: dask-gateway's client reads its whole configuration from them."""
-    gateway = settings["gateway"]
     return {
-        "DASK_GATEWAY__ADDRESS": gateway["address"],
-        "DASK_GATEWAY__PROXY_ADDRESS": gateway["proxy_address"],
-        "DASK_GATEWAY__PUBLIC_ADDRESS": gateway["public_address"],
+        "DASK_GATEWAY__ADDRESS": gateway.address,
+        "DASK_GATEWAY__PROXY_ADDRESS": gateway.proxy_address,
+        "DASK_GATEWAY__PUBLIC_ADDRESS": gateway.public_address,
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
         # af.user_server.dask_sidebar answers the sidebar's requests itself (all of the user's gateway clusters, "+ NEW" through
         # the gateway); the labextension's own factory is kept for clusters it starts with `labextension.initial`.
@@ -51,9 +50,9 @@ def user_environment(settings: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def gateway_api_token(settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> str:
+def gateway_api_token(gateway: GatewaySettings, environ: Mapping[str, str] = os.environ) -> str:
     """The gateway's hub service token, from the env var named by ``gateway.api_token_env``."""
-    name = settings["gateway"]["api_token_env"]
+    name = gateway.api_token_env
     token = environ.get(name, "")
     if not token:
         raise SettingsError(f"gateway.api_token_env: environment variable {name} is not set or empty")
@@ -63,12 +62,12 @@ def gateway_api_token(settings: Mapping[str, Any], environ: Mapping[str, str] = 
 START_WAIT_SECONDS = 3
 
 
-def gateway_service(settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+def gateway_service(gateway: GatewaySettings, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The hub service entry of the gateway (not started by the hub: it must survive hub restarts)."""
     return {
         "name": SERVICE_NAME,
-        "url": settings["gateway"]["service_url"],
-        "api_token": gateway_api_token(settings, environ),
+        "url": gateway.service_url,
+        "api_token": gateway_api_token(gateway, environ),
         "oauth_no_confirm": True,
         "display": False,
         # JupyterHub waits this long at start-up for the service's URL to answer (default 30 s); the hub needs
@@ -103,9 +102,9 @@ def _revoke(db: Any, token: str) -> None:
         db.commit()
 
 
-def make_post_stop_hook(settings: Mapping[str, Any]) -> Any:
+def make_post_stop_hook(settings: Settings) -> Any:
     """A `Spawner.post_stop_hook` that stops the user's gateway clusters with a short-lived user token."""
-    api_url = settings["gateway"]["service_url"].rstrip("/") + service_prefix(settings) + "/api/v1"
+    api_url = settings.gateway.service_url.rstrip("/") + service_prefix(settings.hub) + "/api/v1"
 
     async def post_stop_hook(spawner: Any) -> None:
         if spawner.name:  # only the default server owns the user's clusters

@@ -29,7 +29,7 @@ from traitlets import Dict, List, Unicode
 
 from hub_config.profiles import PROFILE_FIELD, choose_profile, user_group_names
 from hub_config.servicex import servicex_yaml
-from hub_config.settings import parse_memory
+from hub_config.settings_schema import memory_bytes
 
 TUTORIALS_FOLDER = "tutorials"
 NOTIFICATION_SETTINGS = Path(
@@ -89,10 +89,10 @@ async def prepare_server(spawner: Any, home: Path) -> None:
         user_group_names(spawner.user),
         spawner.user_options.get(PROFILE_FIELD),
     )
-    spawner.chosen_profile = dict(profile)
-    spawner.cpu_limit = float(profile["cores"])
-    spawner.mem_limit = parse_memory(profile["memory"], f"profiles[{profile['name']}].memory")
-    spawner.environment = {**spawner.environment, "AF_PROFILE": profile["name"]}
+    spawner.chosen_profile = profile.model_dump()
+    spawner.cpu_limit = float(profile.cores)
+    spawner.mem_limit = memory_bytes(profile.memory)
+    spawner.environment = {**spawner.environment, "AF_PROFILE": profile.name}
     home.mkdir(parents=True, exist_ok=True)
     quiet_jupyterlab(home)
     if spawner.tutorials_source:
@@ -102,7 +102,7 @@ async def prepare_server(spawner: Any, home: Path) -> None:
         path = home / "servicex.yaml"
         path.write_text(servicex_yaml(spawner.servicex_endpoint, auth_state.get("access_token", "")))
         path.chmod(0o600)
-    spawner.log.info("starting %s with profile %s", spawner.user.name, profile["name"])
+    spawner.log.info("starting %s with profile %s", spawner.user.name, profile.name)
 
 
 class PortReservations:

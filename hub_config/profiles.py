@@ -5,20 +5,20 @@ The same profile list drives both platforms: locally an options form plus a serv
 user only sees, and can only pick, the profiles of their groups).
 
 Example:
-    >>> profiles = [{"name": "standard", "groups": []}, {"name": "large", "groups": ["atlas/af-power"]}]
-    >>> [p["name"] for p in profiles_for_groups(profiles, ["atlas"])]
+    >>> profiles = [Profile(name="standard"), Profile(name="large", groups=["atlas/af-power"])]
+    >>> [p.name for p in profiles_for_groups(profiles, ["atlas"])]
     ['standard']
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tornado import web
 
-from hub_config.settings import parse_memory
+from hub_config.settings_schema import Profile, Settings, memory_bytes
 
 PROFILE_FIELD = "profile"
 
@@ -31,7 +31,7 @@ class ProfileNotAllowed(web.HTTPError):
         super().__init__(403, f"profile {profile!r} is not available to {username} (available: {names})")
 
 
-def profiles_for_groups(profiles: list[Mapping[str, Any]], groups: Iterable[str]) -> list[Mapping[str, Any]]:
+def profiles_for_groups(profiles: Sequence[Profile], groups: Iterable[str]) -> list[Profile]:
     """The profiles a member of `groups` may use (a profile with no `groups` is open to everyone).
 
     A user in no group at all gets at least the first profile, the facility's default: such users are made
@@ -39,11 +39,11 @@ def profiles_for_groups(profiles: list[Mapping[str, Any]], groups: Iterable[str]
     run with the facility's limits rather than the spawner's defaults.
 
     Example:
-        >>> [p["name"] for p in profiles_for_groups([{"name": "default", "groups": ["atlas"]}], [])]
+        >>> [p.name for p in profiles_for_groups([Profile(name="default", groups=["atlas"])], [])]
         ['default']
     """
     member_of = {g.lstrip("/") for g in groups}
-    allowed = [p for p in profiles if not p.get("groups") or member_of & set(p["groups"])]
+    allowed = [p for p in profiles if not p.groups or member_of & set(p.groups)]
     if not member_of and not allowed:
         return list(profiles[:1])
     return allowed
@@ -55,25 +55,25 @@ def user_group_names(user: Any) -> list[str]:
 
 
 def choose_profile(
-    profiles: list[Mapping[str, Any]], username: str, groups: Iterable[str], requested: str | None
-) -> Mapping[str, Any]:
+    profiles: Sequence[Profile], username: str, groups: Iterable[str], requested: str | None
+) -> Profile:
     """The profile to start for a user: the requested one if allowed, else the first allowed one.
 
     Raises `ProfileNotAllowed` (HTTP 403) for a profile the user may not use, or when none is allowed.
     """
     allowed = profiles_for_groups(profiles, groups)
-    names = [p["name"] for p in allowed]
+    names = [p.name for p in allowed]
     if not requested:
         if not allowed:
             raise ProfileNotAllowed(username, "(default)", names)
         return allowed[0]
     for profile in allowed:
-        if profile["name"] == requested:
+        if profile.name == requested:
             return profile
     raise ProfileNotAllowed(username, requested, names)
 
 
-def options_form(profiles: list[Mapping[str, Any]], groups: Iterable[str]) -> str:
+def options_form(profiles: Sequence[Profile], groups: Iterable[str]) -> str:
     """HTML radio buttons for the allowed profiles; empty (no form) when there is at most one choice."""
     allowed = profiles_for_groups(profiles, groups)
     if len(allowed) <= 1:
@@ -81,8 +81,8 @@ def options_form(profiles: list[Mapping[str, Any]], groups: Iterable[str]) -> st
     rows = []
     for i, profile in enumerate(allowed):
         checked = " checked" if i == 0 else ""
-        name = html.escape(profile["name"])
-        label = html.escape(profile.get("description") or profile["name"])
+        name = html.escape(profile.name)
+        label = html.escape(profile.description or profile.name)
         rows.append(
             f'<div class="radio"><label><input type="radio" name="{PROFILE_FIELD}" value="{name}"{checked}> '
             f"<b>{name}</b>: {label}</label></div>"
@@ -96,35 +96,34 @@ def options_from_form(formdata: Mapping[str, list[str]]) -> dict[str, str]:
     return {PROFILE_FIELD: chosen[0]}
 
 
-def kubespawner_profile(profile: Mapping[str, Any]) -> dict[str, Any]:
+def kubespawner_profile(profile: Profile) -> dict[str, Any]:
     """One entry of KubeSpawner's `profile_list` for a facility profile.
 
     Example:
-        >>> kubespawner_profile({"name": "standard", "description": "1 core", "cores": 1, "memory": "2G",
-        ...                      "image": "", "groups": []})["kubespawner_override"]["mem_limit"]
+        >>> kubespawner_profile(Profile(name="standard", cores=1, memory="2G"))["kubespawner_override"]["mem_limit"]
         2147483648
     """
-    memory = parse_memory(profile["memory"], f"profiles[{profile['name']}].memory")
+    memory = memory_bytes(profile.memory)
     override: dict[str, Any] = {
-        "cpu_limit": float(profile["cores"]),
-        "cpu_guarantee": float(profile["cores"]) / 2,
+        "cpu_limit": float(profile.cores),
+        "cpu_guarantee": float(profile.cores) / 2,
         "mem_limit": memory,
         "mem_guarantee": memory // 2,
     }
-    if profile.get("image"):
-        override["image"] = profile["image"]
+    if profile.image:
+        override["image"] = profile.image
     return {
-        "display_name": profile["name"],
-        "slug": profile["name"],
-        "description": profile.get("description", ""),
+        "display_name": profile.name,
+        "slug": profile.name,
+        "description": profile.description,
         "kubespawner_override": override,
     }
 
 
-def configure_profiles(c: Any, settings: Mapping[str, Any]) -> None:
+def configure_profiles(c: Any, settings: Settings) -> None:
     """Offer the settings' profiles, filtered by the user's groups, on the configured platform."""
-    profiles = settings["profiles"]
-    if settings["platform"] == "kubernetes":
+    profiles = settings.profiles
+    if settings.platform == "kubernetes":
 
         def profile_list(spawner: Any) -> list[dict[str, Any]]:
             allowed = profiles_for_groups(profiles, user_group_names(spawner.user))

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub_config.gateway import ACCESS_SCOPE
+from hub_config.settings_schema import ServicesSettings
 
 OPERATOR_SERVICE = "af-operator"
 OPERATOR_SCOPES = [
@@ -53,10 +54,10 @@ def facility_roles() -> list[dict[str, Any]]:
 
 
 def operator_service(
-    settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ
+    services: ServicesSettings, environ: Mapping[str, str] = os.environ
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The operator service and its role, or None when its token variable is not set."""
-    token = environ.get(settings["services"]["operator_token_env"], "")
+    token = environ.get(services.operator_token_env, "")
     if not token:
         return None
     service = {"name": OPERATOR_SERVICE, "api_token": token}

@@ -14,10 +14,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import yaml
+
+from hub_config.settings_schema import ServiceXSettings
 
 ENDPOINT_NAME = "facility"
 ENDPOINT_VARIABLE = "AF_SERVICEX_ENDPOINT"
@@ -32,14 +31,14 @@ def servicex_yaml(endpoint: str, token: str) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def user_environment(settings: Mapping[str, Any]) -> dict[str, str]:
+def user_environment(servicex: ServiceXSettings) -> dict[str, str]:
     """Variables for a user's server: the ServiceX endpoint, when one is configured.
 
     Example:
-        >>> user_environment({"servicex": {"endpoint": "https://servicex.example.org"}})
+        >>> user_environment(ServiceXSettings(endpoint="https://servicex.example.org"))
         {'AF_SERVICEX_ENDPOINT': 'https://servicex.example.org'}
-        >>> user_environment({"servicex": {"endpoint": ""}})
+        >>> user_environment(ServiceXSettings())
         {}
     """
-    endpoint = settings["servicex"]["endpoint"]
+    endpoint = servicex.endpoint
     return {ENDPOINT_VARIABLE: endpoint} if endpoint else {}

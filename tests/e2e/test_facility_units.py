@@ -73,9 +73,9 @@ def test_local_settings_are_valid_and_use_the_ports(tmp_path):
         tmp_path, ports=ports, settings_overrides={"servicex.endpoint": "https://sx.org"}
     )
     settings = validate_settings(facility.settings())
-    assert settings["auth"]["issuer"] == f"http://127.0.0.1:{ports.oidc}"
-    assert settings["gateway"]["service_url"] == f"http://127.0.0.1:{ports.guard}"
-    assert settings["servicex"]["endpoint"] == "https://sx.org"
+    assert settings.auth.issuer == f"http://127.0.0.1:{ports.oidc}"
+    assert settings.gateway.service_url == f"http://127.0.0.1:{ports.guard}"
+    assert settings.servicex.endpoint == "https://sx.org"
     assert len(set(ports.as_dict().values())) == len(ports.as_dict())
 
 

@@ -25,7 +25,7 @@ from af.gateway.limits import (
 )
 from af.gateway.local_backend import RecoveringLocalBackend
 from af.gateway.server_config import configure_gateway_server
-from hub_config.settings import validate_settings
+from hub_config.settings import Settings, validate_settings
 
 GIB = 2**30
 LIMITS = UserLimits(clusters=2, workers=3, cores=7, memory=9 * GIB)
@@ -35,10 +35,11 @@ TWO_GIB = ClusterShape(worker_cores=1, worker_memory=2 * GIB, scheduler_cores=1,
 BIG_MEMORY = ClusterShape(worker_cores=1, worker_memory=3 * GIB, scheduler_cores=1, scheduler_memory=2 * GIB)
 
 
-def settings(limits: dict) -> dict:
+def settings(limits: dict) -> Settings:
     return validate_settings(
         {
             "platform": "kubernetes",
+            "hub": {"public_url": "https://af.example.org"},
             "auth": {"client_id": "af-hub", "issuer": "https://iam.example.org"},
             "gateway": {"limits": limits},
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub_config.auth import callback_url, client_secret, groups_from_auth_state, groups_from_claims
+from hub_config.auth import client_secret, groups_from_auth_state, groups_from_claims
 from hub_config.profiles import (
     ProfileNotAllowed,
     choose_profile,
@@ -30,7 +30,7 @@ PROFILES = validate_settings(
             },
         ],
     }
-)["profiles"]
+).profiles
 
 
 def test_groups_from_both_claims_with_slash_normalised():
@@ -45,20 +45,20 @@ def test_callback_and_secret(monkeypatch):
     settings = validate_settings(
         {"platform": "local", "hub": {"public_url": "https://af.example.org/"}, "auth": {"client_id": "h"}}
     )
-    assert callback_url(settings) == "https://af.example.org/hub/oauth_callback"
+    assert settings.callback_url == "https://af.example.org/hub/oauth_callback"
     with pytest.raises(SettingsError, match="AF_OIDC_CLIENT_SECRET"):
-        client_secret(settings, environ={})
-    assert client_secret(settings, environ={"AF_OIDC_CLIENT_SECRET": "s"}) == "s"
+        client_secret(settings.auth, environ={})
+    assert client_secret(settings.auth, environ={"AF_OIDC_CLIENT_SECRET": "s"}) == "s"
 
 
 def test_profiles_filtered_by_group():
-    assert [p["name"] for p in profiles_for_groups(PROFILES, ["atlas"])] == ["standard"]
-    assert [p["name"] for p in profiles_for_groups(PROFILES, ["/atlas/power"])] == ["standard", "large"]
+    assert [p.name for p in profiles_for_groups(PROFILES, ["atlas"])] == ["standard"]
+    assert [p.name for p in profiles_for_groups(PROFILES, ["/atlas/power"])] == ["standard", "large"]
 
 
 def test_choose_profile_enforces_groups():
-    assert choose_profile(PROFILES, "alice", ["atlas"], None)["name"] == "standard"
-    assert choose_profile(PROFILES, "pat", ["atlas/power"], "large")["name"] == "large"
+    assert choose_profile(PROFILES, "alice", ["atlas"], None).name == "standard"
+    assert choose_profile(PROFILES, "pat", ["atlas/power"], "large").name == "large"
     with pytest.raises(ProfileNotAllowed) as refused:
         choose_profile(PROFILES, "alice", ["atlas"], "large")
     assert refused.value.status_code == 403

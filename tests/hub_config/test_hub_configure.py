@@ -40,7 +40,12 @@ def env(monkeypatch):
 
 def settings_for(platform: str, **extra):
     return validate_settings(
-        {"platform": platform, "auth": {"client_id": "af-hub", "issuer": "https://iam.example.org"}, **extra}
+        {
+            "platform": platform,
+            "hub": {"public_url": "https://af.example.org"},
+            "auth": {"client_id": "af-hub", "issuer": "https://iam.example.org"},
+            **extra,
+        }
     )
 
 
@@ -137,13 +142,15 @@ def test_discovery_reads_endpoints_and_checks_issuer():
 
 def test_user_environment_and_servicex():
     settings = settings_for("local")
-    env = user_environment(settings)
+    env = user_environment(settings.gateway)
     assert env["DASK_GATEWAY__ADDRESS"] == "http://127.0.0.1:8000/services/dask-gateway"
     assert "token: tok" in servicex_yaml("https://sx.example.org", "tok")
 
 
 def test_cluster_options_bounded_by_limits():
-    options = cluster_options(settings_for("local", gateway={"limits": {"max_cores": 4, "max_memory": "8G"}}))
+    options = cluster_options(
+        settings_for("local", gateway={"limits": {"max_cores": 4, "max_memory": "8G"}}).gateway
+    )
     config = options.get_specification()
     by_name = {field["field"]: field for field in config}
     assert by_name["worker_cores"]["spec"]["max"] == 4

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from hub_config.auth import post_logout_url
 from hub_config.logout import end_session_url, id_token_usable
+from hub_config.settings import validate_settings
 
 
 def jwt(claims: dict) -> str:
@@ -40,8 +41,11 @@ def test_a_valid_id_token_is_the_hint_an_expired_one_is_left_out():
 
 
 def test_post_logout_url_sits_beside_the_callback():
-    settings = {
-        "hub": {"public_url": "https://af.example.org", "base_url": "/af/"},
-        "auth": {"callback_url": ""},
-    }
+    settings = validate_settings(
+        {
+            "platform": "kubernetes",
+            "hub": {"public_url": "https://af.example.org", "base_url": "/af/"},
+            "auth": {"client_id": "hub"},
+        }
+    )
     assert post_logout_url(settings) == "https://af.example.org/af/hub/login"

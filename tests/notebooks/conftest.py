@@ -73,10 +73,11 @@ def facility_user_env(local_facility, data_env: dict[str, str]) -> dict[str, str
     """What a user's server gets from the facility: hub_config's ``DASK_GATEWAY__*`` settings and a hub token of
     an ATLAS user, so that ``Gateway()`` works with no arguments in a kernel started by the tests."""
     from hub_config.gateway import user_environment
+    from hub_config.settings import validate_settings
 
     return {
         **data_env,
-        **user_environment(local_facility.settings()),
+        **user_environment(validate_settings(local_facility.settings()).gateway),
         "JUPYTERHUB_API_TOKEN": user_token(local_facility, "alice"),
         "JUPYTERHUB_USER": "alice",
         # the marker `LocalFacility.down` uses to find every process it must stop (the kernel included)

@@ -38,7 +38,7 @@ from dask_gateway_server.utils import format_bytes
 from traitlets import Float, Integer
 from traitlets.config import LoggingConfigurable
 
-from hub_config.settings import parse_memory
+from hub_config.settings_schema import GatewayLimits, memory_bytes
 
 # Clusters whose scheduler may still hold resources (a stopping cluster holds them until it has stopped).
 HOLDING = [ClusterStatus.PENDING, ClusterStatus.RUNNING, ClusterStatus.STOPPING]
@@ -56,21 +56,19 @@ class UserLimits:
     memory: int
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> UserLimits:
-        """From validated facility settings.
+    def from_settings(cls, limits: GatewayLimits) -> UserLimits:
+        """From the validated facility settings' ``gateway.limits``.
 
         Example:
-            >>> s = {"gateway": {"limits": {"max_clusters": 2, "max_workers": 4, "max_cores": 5,
-            ...      "max_memory": "8G"}}}
-            >>> UserLimits.from_settings(s).memory
+            >>> UserLimits.from_settings(GatewayLimits(max_clusters=2, max_workers=4, max_cores=5,
+            ...                                        max_memory="8G")).memory
             8589934592
         """
-        limits = settings["gateway"]["limits"]
         return cls(
-            clusters=int(limits["max_clusters"]),
-            workers=int(limits["max_workers"]),
-            cores=float(limits["max_cores"]),
-            memory=parse_memory(limits["max_memory"], "gateway.limits.max_memory"),
+            clusters=limits.max_clusters,
+            workers=limits.max_workers,
+            cores=float(limits.max_cores),
+            memory=memory_bytes(limits.max_memory),
         )
 
 

@@ -16,7 +16,6 @@ Example (dask_gateway_config.py):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -27,7 +26,8 @@ from dask_gateway_server.options import Mapping as MappingOption
 from af.gateway.limits import PerUserLimits, UserLimits, limit_per_user
 from af.gateway.request_bodies import json_object_bodies
 from hub_config.gateway import SERVICE_NAME, service_prefix
-from hub_config.settings import parse_memory
+from hub_config.settings import Settings
+from hub_config.settings_schema import GatewaySettings, memory_bytes
 
 GIB = 2**30
 
@@ -62,12 +62,11 @@ class FacilityHubAuthenticator(JupyterHubAuthenticator):
             raise unauthorized("jupyterhub") from None
 
 
-def cluster_options(settings: Mapping[str, Any]) -> Options:
+def cluster_options(gateway: GatewaySettings) -> Options:
     """The options a user may pass to ``Gateway().new_cluster(...)``, bounded by ``gateway.limits``."""
-    limits = settings["gateway"]["limits"]
-    worker = settings["gateway"]["worker"]
-    max_memory_gib = parse_memory(limits["max_memory"], "gateway.limits.max_memory") / GIB
-    default_memory_gib = parse_memory(worker["memory"], "gateway.worker.memory") / GIB
+    limits, worker = gateway.limits, gateway.worker
+    max_memory_gib = memory_bytes(limits.max_memory) / GIB
+    default_memory_gib = memory_bytes(worker.memory) / GIB
 
     def to_config(options: Any, user: Any) -> dict[str, Any]:
         return {
@@ -79,9 +78,9 @@ def cluster_options(settings: Mapping[str, Any]) -> Options:
     return Options(
         Integer(
             "worker_cores",
-            default=int(worker["cores"]),
+            default=worker.cores,
             min=1,
-            max=max(1, int(limits["max_cores"])),
+            max=max(1, int(limits.max_cores)),
             label="Worker cores",
         ),
         Float(
@@ -96,18 +95,15 @@ def cluster_options(settings: Mapping[str, Any]) -> Options:
     )
 
 
-def configure_gateway_server(
-    c: Any, settings: Mapping[str, Any], hub_api_url: str, backend_class: type
-) -> None:
+def configure_gateway_server(c: Any, settings: Settings, hub_api_url: str, backend_class: type) -> None:
     """The platform-independent gateway settings; the caller adds addresses and backend-specific settings.
 
     `backend_class` (e.g. UnsafeLocalBackend or KubeBackend) is wrapped by `limit_per_user`, which makes
     ``gateway.limits`` totals per user; dask-gateway's own per-cluster limits are set to the same values.
     """
-    gateway = settings["gateway"]
-    limits = gateway["limits"]
+    gateway = settings.gateway
     c.DaskGateway.backend_class = limit_per_user(backend_class)
-    totals = UserLimits.from_settings(settings)
+    totals = UserLimits.from_settings(gateway.limits)
     section = getattr(c, PerUserLimits.__name__)
     section.user_max_clusters = totals.clusters
     section.user_max_workers = totals.workers
@@ -116,9 +112,9 @@ def configure_gateway_server(
     c.DaskGateway.authenticator_class = FacilityHubAuthenticator
     c.JupyterHubAuthenticator.jupyterhub_api_url = hub_api_url
     c.JupyterHubAuthenticator.jupyterhub_service_name = SERVICE_NAME
-    c.Proxy.prefix = service_prefix(settings)
-    c.Backend.cluster_options = cluster_options(settings)
-    c.ClusterConfig.idle_timeout = float(gateway["cluster_idle_timeout"])
-    c.ClusterConfig.cluster_max_workers = int(limits["max_workers"])
-    c.ClusterConfig.cluster_max_cores = float(limits["max_cores"])
-    c.ClusterConfig.cluster_max_memory = parse_memory(limits["max_memory"], "gateway.limits.max_memory")
+    c.Proxy.prefix = service_prefix(settings.hub)
+    c.Backend.cluster_options = cluster_options(gateway)
+    c.ClusterConfig.idle_timeout = float(gateway.cluster_idle_timeout)
+    c.ClusterConfig.cluster_max_workers = totals.workers
+    c.ClusterConfig.cluster_max_cores = totals.cores
+    c.ClusterConfig.cluster_max_memory = totals.memory

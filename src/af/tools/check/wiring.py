@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from af.tools.check.findings import Finding
+from hub_config.settings_schema import AuthSettings, GatewaySettings, ServicesSettings
 
 SETTINGS_DIR = "/usr/local/etc/jupyterhub/analysis-facility"
 GUARD_URL = "http://analysis-facility-dashboard-guard:8788"
@@ -34,13 +35,13 @@ def _env_entries(extra_env: Any) -> dict[str, Any]:
     return {}
 
 
-# hub_config's defaults for the names of environment variables (hub_config/settings.py DEFAULTS)
+# the names of environment variables a values file may leave out: hub_config's defaults (the settings' schema)
 ENV_SETTINGS = {
-    ("auth", "client_secret_env"): "AF_OIDC_CLIENT_SECRET",
-    ("services", "operator_token_env"): "AF_OPERATOR_TOKEN",
+    ("auth", "client_secret_env"): AuthSettings.model_fields["client_secret_env"].default,
+    ("services", "operator_token_env"): ServicesSettings.model_fields["operator_token_env"].default,
 }
 GATEWAY_TOKEN_ENV = ("gateway", "api_token_env")
-GATEWAY_TOKEN_DEFAULT = "AF_GATEWAY_API_TOKEN"
+GATEWAY_TOKEN_DEFAULT = GatewaySettings.model_fields["api_token_env"].default
 # z2jh generates a token per entry of hub.services into its Secret `hub` under this key
 Z2JH_SERVICE_TOKEN = ("hub", "hub.services.dask-gateway.apiToken")
 # ... and the auth_state encryption key(s), which hub_config reads from JUPYTERHUB_CRYPT_KEY

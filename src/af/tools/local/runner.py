@@ -290,17 +290,18 @@ class LocalFacility:
         """The facility settings of this local facility (template + addresses of this run)."""
         settings = yaml.safe_load((HERE / "settings.yaml").read_text())
         public = self.url
-        settings["hub"] = {"base_url": "/", "public_url": public}
-        settings["auth"]["issuer"] = self.issuer
-        settings["gateway"].update(
-            address=f"{public}/services/dask-gateway",
-            proxy_address=f"gateway://127.0.0.1:{self.ports.gateway_tcp}",
-            public_address=f"{public}/services/dask-gateway",
-            service_url=f"http://127.0.0.1:{self.ports.guard}",
-        )
-        settings["tutorials"] = {"source": str(self.tutorials or "")}
-        settings["local"] = {"state_dir": str(self.state_dir)}
-        for dotted, value in self.settings_overrides.items():
+        this_run = {
+            "hub.base_url": "/",
+            "hub.public_url": public,
+            "auth.issuer": self.issuer,
+            "gateway.address": f"{public}/services/dask-gateway",
+            "gateway.proxy_address": f"gateway://127.0.0.1:{self.ports.gateway_tcp}",
+            "gateway.public_address": f"{public}/services/dask-gateway",
+            "gateway.service_url": f"http://127.0.0.1:{self.ports.guard}",
+            "tutorials.source": str(self.tutorials or ""),
+            "local.state_dir": str(self.state_dir),
+        }
+        for dotted, value in {**this_run, **self.settings_overrides}.items():
             node = settings
             *parents, leaf = dotted.split(".")
             for key in parents:
