@@ -23,8 +23,6 @@ import pytest
 import requests
 import yaml
 
-from af.tools.check.chart import render, standalone_copy
-from af.tools.check.repo import Repo
 from af.tools.check.startup import OFFLINE_KUBECONFIG, hub_job
 from af.tools.check.wiring import SETTINGS_DIR
 from tests.servers.common import free_port, wait_for_port
@@ -43,16 +41,6 @@ c.JupyterHub.cookie_secret_file = "/srv/jupyterhub/jupyterhub_cookie_secret"
 for path in sorted(glob.glob("/usr/local/etc/jupyterhub/jupyterhub_config.d/*.py")):
     exec(compile(open(path).read(), path, "exec"), {"c": c, "__file__": path})
 """
-
-
-@pytest.fixture(scope="module")
-def rendered():
-    """The chart's default values rendered offline, as `make check` renders them."""
-    repo = Repo.discover(REPO)
-    with standalone_copy(repo) as chart_dir:
-        result, findings = render(repo, chart_dir, None)
-    assert result is not None, [str(f) for f in findings]
-    return result
 
 
 @pytest.fixture
