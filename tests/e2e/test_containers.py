@@ -21,7 +21,7 @@ import nbformat
 import pytest
 import requests
 
-from af.tools.local.containers import FACILITY_LABEL, ContainerMode
+from af.tools.local.containers import FACILITY_LABEL, ContainerMode, default_image
 from af.tools.local.ports import Ports
 from af.tools.local.runner import LocalFacility, marked_processes
 from tests.conftest import REPO
@@ -37,12 +37,6 @@ OOM_NOTEBOOK = "oom.ipynb"
 OOM_CELL = "import numpy as np\nblock = np.ones(1_500_000_000 // 8)\nprint('allocated', block.nbytes)"
 
 
-def notebook_image() -> str:
-    from importlib.metadata import version
-
-    return f"ghcr.io/physlite-facility/notebook:{version('physlite-facility')}"
-
-
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
     return subprocess.run(
@@ -52,9 +46,7 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def cfacility(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFacility]:
-    image = notebook_image()
-    if podman("image", "exists", image, check=False).returncode != 0:
-        pytest.fail(f"the notebook image {image} is not built: run `make images`", pytrace=False)
+    image = default_image()
     example_data = os.environ.get("PHYSLITE_TEST_DATA") or os.environ.get("AF_EXAMPLE_DATA")
     local = LocalFacility(
         tmp_path_factory.mktemp("containers-state"),

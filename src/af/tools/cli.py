@@ -78,13 +78,9 @@ def _health(args: argparse.Namespace) -> int:
         return 1
 
 
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("physlite-facility")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from af.tools.local.containers import default_image
+
     parser = argparse.ArgumentParser(prog="af", description="Analysis facility tooling.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, text in (
@@ -116,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             command.add_argument(
                 "--notebook-image",
-                default=f"ghcr.io/physlite-facility/notebook:{_version()}",
+                default=default_image(),
                 help="the notebook image for --containers (default: this version's, built by make images)",
             )
             command.add_argument(

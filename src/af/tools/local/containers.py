@@ -33,6 +33,13 @@ FACILITY_LABEL = "af.facility"  # hub_config.container_spawner / af.gateway.cont
 MODE_FILE = "containers.json"
 
 
+def default_image() -> str:
+    """The notebook image of this version, as `make images` tags it and the chart's values name it."""
+    from importlib.metadata import version
+
+    return f"ghcr.io/physlite-facility/notebook:{version('physlite-facility')}"
+
+
 class ContainerError(RuntimeError):
     """podman's API service or the podman CLI failed; the message names the command or socket."""
 
@@ -58,6 +65,15 @@ class ContainerMode:
 
     def service_command(self, state_dir: Path) -> list[str]:
         return ["podman", "system", "service", "--time=0", f"unix://{self.socket(state_dir)}"]
+
+    def check_image(self) -> None:
+        """Raise ContainerError unless the image exists locally (it is built here, never pulled)."""
+        env = {**os.environ, "CONTAINERS_CONF": str(self.conf)}
+        found = subprocess.run(
+            ["podman", "image", "exists", self.image], env=env, capture_output=True, timeout=60
+        )
+        if found.returncode != 0:
+            raise ContainerError(f"the notebook image {self.image} is not built here: run `make images`")
 
     def save(self, state_dir: Path) -> None:
         (state_dir / MODE_FILE).write_text(json.dumps({"image": self.image, "conf": str(self.conf)}))

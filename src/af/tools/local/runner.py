@@ -463,10 +463,15 @@ class LocalFacility:
         """Start every component that is not already running."""
         self._prepare()
         try:
+            if self.containers:
+                self.containers.check_image()
             for name in self.components:
                 self.start_component(name)
             # The hub answers its health check before it has added the gateway's route to the proxy.
             _wait_http(f"{self.url}/services/dask-gateway/api/health", 60, lambda: None, limit=300)
+        except ContainerError as err:
+            self.down()
+            raise FacilityError(str(err)) from None
         except FacilityError:
             self.down()
             raise
