@@ -28,13 +28,15 @@ __all__ = ["Profile", "Settings", "SettingsError", "load_settings", "parse_memor
 class SettingsError(ValueError):
     """A facility setting is missing or invalid; the message names the key (and the file).
 
-    `key` is the dotted key at fault (``profiles[0].memory``; empty for the whole file), `source` the file.
+    `key` is the dotted key at fault (``profiles[0].memory``; empty for the whole file), `source` the file,
+    `detail` what is wrong with the key (the message without file and key).
     """
 
-    def __init__(self, message: str, *, key: str = "", source: str = ""):
+    def __init__(self, message: str, *, key: str = "", source: str = "", detail: str = ""):
         super().__init__(message)
         self.key = key
         self.source = source
+        self.detail = detail or message
 
 
 def dotted_key(loc: Iterable[str | int]) -> str:
@@ -106,10 +108,9 @@ def validate_settings(given: Mapping[str, Any], source: str = "settings") -> Set
     except ValidationError as err:
         problems = [_describe(e) for e in err.errors()]
         key, message = problems[0]
-        text = f"{source}: {key}: {message}"
         if len(problems) > 1:
-            text += "; also " + "; ".join(f"{k}: {m}" for k, m in problems[1:])
-        raise SettingsError(text, key=key, source=source) from None
+            message += "; also " + "; ".join(f"{k}: {m}" for k, m in problems[1:])
+        raise SettingsError(f"{source}: {key}: {message}", key=key, source=source, detail=message) from None
 
 
 def load_settings(path: str | Path) -> Settings:

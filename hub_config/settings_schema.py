@@ -198,7 +198,7 @@ class AuthSettings(Section):
         "`{hub.public_url}{hub.base_url}hub/oauth_callback`.",
     )
     scopes: Annotated[list[NonEmpty], AfterValidator(_has_required_scopes)] = Field(
-        default_factory=lambda: ["openid", "profile", "email", "offline_access", "wlcg.groups"],
+        default=["openid", "profile", "email", "offline_access", "wlcg.groups"],
         description="OIDC scopes requested at login; must contain "
         + " and ".join(f"`{s}`" for s in REQUIRED_SCOPES)
         + " (the hub refreshes users' tokens). Leave it out of values files to get the default.",
@@ -208,11 +208,11 @@ class AuthSettings(Section):
         "preferred_username", description="Claim of the userinfo response that becomes the hub username."
     )
     allowed_groups: Groups = Field(
-        default_factory=lambda: ["atlas"],
+        default=["atlas"],
         description="Groups (from the `groups` and `wlcg.groups` claims, leading `/` removed) allowed to log in.",
     )
     admin_groups: Groups = Field(
-        default_factory=lambda: ["atlas/af-admins"], description="Groups whose members are hub admins."
+        default=["atlas/af-admins"], description="Groups whose members are hub admins."
     )
     refresh_age: Seconds = Field(
         300, description="Seconds between checks (and refreshes) of a user's access token."
@@ -228,7 +228,7 @@ class Profile(Section):
     memory: MemorySize = Field("2G", description="Memory limit, e.g. `2G` or `512M` (half is guaranteed).")
     image: str = Field("", description="Notebook image; empty: the spawner's default image.")
     groups: Groups = Field(
-        default_factory=list,
+        default=[],
         description="Groups that may use the profile; empty: every allowed user. A user in no group (made "
         "through the API, e.g. the health check's) gets the first profile.",
     )
@@ -349,7 +349,7 @@ class Settings(Section):
     hub: HubSettings = Field(default_factory=HubSettings, description=HubSettings.__doc__)
     auth: AuthSettings = Field(description=AuthSettings.__doc__)
     profiles: Annotated[list[Profile], Field(min_length=1), AfterValidator(_unique_names)] = Field(
-        default_factory=lambda: [Profile(name="standard", description="1 core, 2 GB memory")],
+        default=[Profile(name="standard", description="1 core, 2 GB memory")],
         description="Server profiles offered at spawn (the first is the default).",
     )
     culling: CullingSettings = Field(default_factory=CullingSettings, description=CullingSettings.__doc__)

@@ -1,7 +1,8 @@
 # Kubernetes deployment (issue 6): offline validation of charts/, flux/, images/ and .sops.yaml.
 #   make check                 every check (python -m af.tools.check; `make test` runs it first)
 #   make diff REF=<git ref>    what an upgrade from REF to the working tree would change (chart + Flux)
-#   make values-reference      regenerate docs/values-reference.md from the chart's values.schema.json
+#   make values-reference      regenerate the generated files: the settings subtree of the chart's values.schema.json
+#                              (from hub_config/settings_schema.py) and docs/values-reference.md
 APT_PACKAGES += age git
 TEST_PREREQS += check
 

@@ -106,11 +106,18 @@ def test_gateway_start_up_fails_without_the_settings(scratch) -> None:
 
 
 def test_settings_rejected_by_hub_config(scratch) -> None:
-    edit(scratch.root / STAGING, "server_idle_timeout: 1800", "server_idle_timeout: soon")
+    # a rule across keys, which the JSON schema cannot express: a worker larger than the user's total
+    edit(
+        scratch.root / STAGING,
+        "server_idle_timeout: 1800\n",
+        "server_idle_timeout: 1800\n  gateway:\n    worker: {cores: 200}\n",
+    )
     messages = _messages(check_chart(scratch, only=[STAGING]))
     assert any(
-        m.startswith(f"{STAGING}: settings: rejected by hub_config.settings.load_settings")
-        and "culling.server_idle_timeout" in m
+        m.startswith(
+            f"{STAGING}: settings.gateway.worker.cores: rejected by hub_config.settings.load_settings"
+        )
+        and "exceeds limits.max_cores" in m
         for m in messages
     ), messages
 
@@ -176,7 +183,8 @@ def test_values_reference_must_be_regenerated(scratch) -> None:
         '"description": "When to run."',
     )
     assert [str(f) for f in check_reference(scratch)] == [
-        "docs/values-reference.md: out of date with values.schema.json/values.yaml: run `make values-reference`"
+        "docs/values-reference.md: out of date with hub_config/settings_schema.py and the chart's values: "
+        "run `make values-reference`"
     ]
 
 

@@ -39,7 +39,10 @@ CHECKS: dict[str, tuple[str, Callable[[Repo], list[Finding]]]] = {
         check_images_install,
     ),
     "skew": ("skew: image tags, lock, Dockerfiles, JupyterHub/dask versions", check_skew),
-    "reference": ("reference: docs/values-reference.md up to date", check_reference),
+    "reference": (
+        "reference: generated files up to date (values.schema.json settings, docs/values-reference.md)",
+        check_reference,
+    ),
 }
 
 
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         if args.checks not in ([], ["reference"]):
             parser.error("--write goes with `reference` only")
-        print(f"wrote {write_reference(repo)}")
+        for path in write_reference(repo):
+            print(f"wrote {path}")
         return 0
     unknown = [c for c in args.checks if c not in CHECKS]
     if unknown:

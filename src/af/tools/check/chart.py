@@ -155,7 +155,7 @@ def render(repo: Repo, chart_dir: Path, path: Path | None) -> tuple[Rendered | N
     findings += wiring.check_hub_env(merged, blame)
     findings += wiring.check_prefixes(merged, blame)
     findings += wiring.check_mounts(merged, rendered.documents(), blame)
-    findings += settings_load.check_rendered_settings(rendered.documents(), blame)
+    findings += settings_load.check_rendered_settings(rendered.documents(), blame, sources)
     findings += commands.check_af_commands(
         rendered.documents(), f"{repo.rel(repo.chart)}/templates (values {label})"
     )
@@ -186,7 +186,7 @@ def check_chart(repo: Repo, only: list[str] | None = None) -> list[Finding]:
             rendered, more = render(repo, chart_dir, path)
             findings += more
             # start-up is tried only where the settings are valid (else hub_config's own error was reported)
-            if rendered is not None and not any(f.key == "settings" for f in more):
+            if rendered is not None and not settings_load.settings_rejected(more):
                 started.append((rendered.merged, rendered.documents(), rendered.values_file))
     return findings + startup.check_startup(started)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -30,6 +31,17 @@ def without_required(schema: Any) -> Any:
     return copy.copy(schema)
 
 
+def blame_file(sources: list[tuple[str, Mapping[str, Any]]], path: Iterable[Any]) -> str | None:
+    """The first of (file, values) `sources` that sets the key at `path`, or None.
+
+    Example:
+        >>> blame_file([("mine.yaml", {"a": {}}), ("values.yaml", {"a": {"b": 1}})], ["a", "b"])
+        'values.yaml'
+    """
+    path = list(path)
+    return next((name for name, data in sources if _has_path(data, path)), None)
+
+
 def _has_path(data: Any, path: Iterable[Any]) -> bool:
     for part in path:
         found = (isinstance(data, Mapping) and part in data) or (
@@ -50,6 +62,10 @@ def _error_paths(error: jsonschema.ValidationError) -> list[tuple[list[Any], str
         extra = [k for k in error.instance if k not in allowed and not patterns]
         if extra:
             return [([*path, k], "unknown key (not in the schema: a typo?)") for k in extra]
+    if error.validator == "contains" and isinstance(error.validator_value, Mapping):
+        wanted = error.validator_value.get("const")
+        if wanted is not None:
+            return [(path, f"must contain {json.dumps(wanted)}, got {json.dumps(error.instance)}")]
     return [(path, error.message)]
 
 
@@ -75,6 +91,6 @@ def validate(
     for error in sorted(validator.iter_errors(values), key=lambda e: list(map(str, e.absolute_path))):
         for path, message in _error_paths(error):
             full = [*prefix, *path]
-            blamed = next((name for name, data in sources if _has_path(data, full)), sources[-1][0])
+            blamed = blame_file(sources, full) or sources[-1][0]
             findings.append(Finding(blamed, dotted(full), message))
     return findings
