@@ -40,7 +40,8 @@ LABEL = "org.physlite-facility"
 LOCAL_CA = Path("/usr/local/share/ca-certificates")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
-BASE_PACKAGES = ("python3.11", "ca-certificates", "netbase", "tzdata")
+# git: JupyterLab's git extension and users' terminals need the git command (tutorial 1 clones with it).
+BASE_PACKAGES = ("python3.11", "ca-certificates", "netbase", "tzdata", "git")
 KINDS = ("hub", "notebook")
 
 
