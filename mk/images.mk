@@ -15,12 +15,12 @@ IMAGE_SOURCES := pyproject.toml uv.lock README.md images/containers.conf $(IMAGE
 .PHONY: images images-base
 images: $(IMAGES_BUILD)/hub.built $(IMAGES_BUILD)/notebook.built
 
-# the base is rebuilt only when its recipe or the name the Dockerfiles give it changes (a new base means
-# rebuilding every layer above it)
+# the base is rebuilt only when its recipe (the builder) or the name the Dockerfiles give it changes (a new base
+# means rebuilding every layer above it); editing the Dockerfiles alone keeps it
 $(IMAGES_BUILD)/base.built: $(IMAGE_BUILDER) images/hub/Dockerfile images/notebook/Dockerfile | venv sysdeps
 	@mkdir -p $(@D)
-	@base=$$(sed -n 's/^ARG BASE=//p' images/hub/Dockerfile); \
-	if [ -f $@ ] && [ "$$(cat $@)" = "$$base" ] && podman image exists "$$base"; then touch $@; \
+	@base="$$(sed -n 's/^ARG BASE=//p' images/hub/Dockerfile) $$(sha256sum $(IMAGE_BUILDER) | cut -c1-16)"; \
+	if [ -f $@ ] && [ "$$(cat $@)" = "$$base" ] && podman image exists "$${base% *}"; then touch $@; \
 	else $(PY) $(IMAGE_BUILDER) base && echo "$$base" > $@; fi
 
 images-base: $(IMAGES_BUILD)/base.built
