@@ -11,8 +11,10 @@ node_modules/.installed: package.json package-lock.json
 
 npm: node_modules/.installed
 
-up: venv npm
-	$(VENV)/bin/af up --state $(STATE) --tutorials notebooks --node-modules node_modules --example-data $(PHYSLITE_TEST_DATA)
+# `make up CONTAINERS=1`: users' servers and dask clusters in containers of the notebook image (af up --containers)
+up: venv npm $(if $(CONTAINERS),images)
+	$(VENV)/bin/af up --state $(STATE) --tutorials notebooks --node-modules node_modules --example-data $(PHYSLITE_TEST_DATA) \
+		$(if $(CONTAINERS),--containers --containers-conf images/containers.conf)
 
 down: venv
 	$(VENV)/bin/af down --state $(STATE)

@@ -27,6 +27,7 @@ from af.tools.local.runner import LocalFacility, marked_processes
 from tests.conftest import REPO
 from tests.e2e.conftest import Hub, gateway_for, http_login
 from tests.e2e.test_browser import LAB_READY, sign_in
+from tests.e2e.test_isolation import wait_server
 
 pytestmark = pytest.mark.e2e
 CONTAINERS_CONF = REPO / "images" / "containers.conf"
@@ -71,16 +72,10 @@ def container_of(facility: LocalFacility, user: str) -> str:
     return f"af-{facility.secrets()['facility_id']}-{user}"
 
 
-def start_server(hub: Hub, user: str, timeout: float = 180) -> None:
+def start_server(hub: Hub, user: str) -> None:
     hub.api("POST", "/users", json={"usernames": [user]})
     hub.api("POST", f"/users/{user}/server")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        server = hub.api("GET", f"/users/{user}").json()["servers"].get("", {})
-        if server.get("ready"):
-            return
-        time.sleep(1)
-    raise AssertionError(f"{user}'s server was not ready within {timeout} s")
+    wait_server(hub, user, timeout=180)
 
 
 def in_server(facility: LocalFacility, user: str, code: str) -> str:
