@@ -3,8 +3,10 @@
 For each ``images/<kind>/Dockerfile`` the final ``uv sync`` (the one that installs the project) is run with the
 same flags into ``build/image-envs/<kind>`` from this checkout's lock, and the ``python ...`` commands chained
 to it in the same ``RUN`` (import checks, the kernel warm-up) run in that environment with the Dockerfile's
-``ENV`` settings (``NUMBA_CPU_NAME=generic``; cache paths moved under build/). This proves that the groups exist,
-the lock installs, the hub's imports work and the kernels compile for a generic CPU into the image's cache.
+``ENV`` settings (``NUMBA_CPU_NAME=generic``; cache paths moved under build/). The ``RUN`` steps after a ``USER``
+other than root that run ``python`` then run as that uid (as root, through ``setpriv``), so the kernels warmed up
+as root must load for the user from the root-owned cache. This proves that the groups exist, the lock installs,
+the hub's imports work and the kernels compile for a generic CPU into the image's cache and load for the user.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
+import tomllib
 from pathlib import Path
 
 from af.tools.check.findings import Finding
@@ -43,6 +47,81 @@ def _env_settings(lines: list[tuple[int, str]]) -> dict[str, str]:
     return env
 
 
+WARMUP = "physlite.decode.warmup"
+
+
+def user_steps(lines: list[tuple[int, str]]) -> list[tuple[int, str, str]]:
+    """``(line, uid, command)`` of each ``RUN`` that runs ``python`` after a ``USER`` other than root."""
+    user, steps = "root", []
+    for number, line in lines:
+        word, _, rest = line.partition(" ")
+        if word.upper() == "USER":
+            user = rest.strip().split(":")[0]
+        elif word.upper() == "RUN" and user not in ("root", "0") and re.search(r"\bpython3?\b", rest):
+            steps.append((number, user, rest.strip()))
+    return steps
+
+
+def check_kernels_checked_as_user(rel: str, lines: list[tuple[int, str]]) -> list[Finding]:
+    """A Dockerfile that warms the kernels up (as root) must load them as its user with ``warmup --check``."""
+    warmed = [n for n, line in lines if line.upper().startswith("RUN ") and WARMUP in line]
+    checked = (
+        [n for n, _, cmd in user_steps(lines) if f"{WARMUP} --check" in cmd and n > warmed[0]]
+        if warmed
+        else []
+    )
+    if warmed and not checked:
+        return [
+            Finding(
+                rel,
+                f"line {warmed[0]}",
+                f"the kernels warmed up here are never loaded as the image's user: add `USER 1000` and "
+                f"`RUN ... python -m {WARMUP} --check` after it (numba silently compiles them again in every pod "
+                "when the user cannot load them)",
+            )
+        ]
+    return []
+
+
+PYTHON_PART = re.compile(r"^(?:\w+=\S*\s+)*python3?\b")
+
+
+def _run_user_step(rel: str, number: int, uid: str, command: str, env: dict[str, str]) -> list[Finding]:
+    """Run the ``python`` parts of one of the image's user steps as ``uid`` (leading ``VAR=value`` settings kept,
+    HOME a fresh folder of that user's); a failure is a finding."""
+    where = f"line {number}: {command}"
+    if os.geteuid() != 0:
+        return [Finding(rel, where, f"not run: running it as uid {uid} needs root here", warning=True)]
+    if not uid.isdigit():
+        return [
+            Finding(rel, where, f"USER {uid}: give the uid as a number (Kubernetes' runAsNonRoot needs it)")
+        ]
+    setpriv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    python = str(Path(env["PATH"].split(":")[0]) / "python")
+    for part in (p.strip() for p in command.split("&&")):
+        if not PYTHON_PART.match(part):
+            continue
+        argv = shlex.split(part)
+        settings = {}
+        while re.match(r"\w+=", argv[0]):
+            key, value = argv.pop(0).split("=", 1)
+            settings[key] = value
+        with tempfile.TemporaryDirectory(prefix="image-user-") as home:
+            os.chown(home, int(uid), int(uid))
+            done = subprocess.run(
+                [*setpriv, python, *argv[1:]],
+                cwd=home,
+                env={**env, **settings, "HOME": home},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        if done.returncode != 0:
+            output = (done.stderr.strip() or done.stdout.strip() or "(no output)")[-600:]
+            return [Finding(rel, where, f"fails as uid {uid}: {output}")]
+    return []
+
+
 def check_image_install(repo: Repo, kind: str) -> list[Finding]:
     """Run the install steps of ``images/<kind>/Dockerfile`` on the host; findings name the Dockerfile line."""
     path = repo.images / kind / "Dockerfile"
@@ -67,8 +146,10 @@ def check_image_install(repo: Repo, kind: str) -> list[Finding]:
         uv = _uv(repo)
     except ToolMissing as exc:
         return [Finding(rel, f"line {number}", str(exc))]
+    # uv keys a local project's build on pyproject.toml only: rebuild it so that this checkout's code is checked
+    project = tomllib.loads((repo.root / "pyproject.toml").read_text())["project"]["name"]
     done = subprocess.run(
-        [uv, *shlex.split(sync)[1:], "--quiet"],
+        [uv, *shlex.split(sync)[1:], "--reinstall-package", project, "--quiet"],
         cwd=repo.root,
         env=env,
         capture_output=True,
@@ -86,7 +167,7 @@ def check_image_install(repo: Repo, kind: str) -> list[Finding]:
         # start empty, so that the kernels found afterwards are the ones this warm-up compiled
         shutil.rmtree(cache, ignore_errors=True)
         run_env["NUMBA_CACHE_DIR"] = str(cache)
-    findings = []
+    findings = check_kernels_checked_as_user(rel, lines)
     for part in parts:
         if not re.match(r"python3?\b", part):
             continue
@@ -106,6 +187,10 @@ def check_image_install(repo: Repo, kind: str) -> list[Finding]:
             findings.append(
                 Finding(rel, f"line {number}: {part}", f"no compiled kernels in NUMBA_CACHE_DIR {cache}")
             )
+    if findings:
+        return findings
+    for step, uid, user_command in user_steps(lines):
+        findings += _run_user_step(rel, step, uid, user_command, run_env)
     return findings
 
 
