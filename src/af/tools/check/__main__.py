@@ -19,6 +19,7 @@ from af.tools.check.chart import check_chart
 from af.tools.check.dockerfiles import check_dockerfiles
 from af.tools.check.findings import Finding
 from af.tools.check.flux import check_flux
+from af.tools.check.image_imports import check_images_imports
 from af.tools.check.image_install import check_images_install
 from af.tools.check.repo import Repo
 from af.tools.check.skew import check_skew
@@ -37,6 +38,10 @@ CHECKS: dict[str, tuple[str, Callable[[Repo], list[Finding]]]] = {
     "image-install": (
         "images: install steps run on this machine (uv sync from the lock, imports, warm-up)",
         check_images_install,
+    ),
+    "image-imports": (
+        "images: their dependency groups install every module their code imports (uv.lock, .venv's RECORDs)",
+        check_images_imports,
     ),
     "skew": ("skew: image tags, lock, Dockerfiles, JupyterHub/dask versions", check_skew),
     "reference": (
