@@ -1,0 +1,106 @@
+"""``python -m af.servicex``: the ServiceX service as a process of its own (a JupyterHub service).
+
+Secrets come from the environment, never from the command line: JUPYTERHUB_API_URL (the hub's API),
+AF_SERVICEX_SECRET (signs the access tokens; generated per start when unset, which logs every client out at a
+restart), AF_SERVICEX_S3_ACCESS_KEY / AF_SERVICEX_S3_SECRET_KEY (the S3 server's admin identity). rucio DIDs
+are looked up with the rucio configuration of the environment (RUCIO_CONFIG).
+
+Example:
+    $ python -m af.servicex --listen 127.0.0.1:5000 --state /var/lib/servicex \
+        --scheduler tcp://127.0.0.1:8786 --s3-endpoint http://127.0.0.1:8333
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from af.servicex.app import make_app
+from af.servicex.auth import AccessTokens, HubTokens
+from af.servicex.execution import DaskEngine
+from af.servicex.objectstore import ObjectStore
+from af.servicex.service import ServiceX
+from af.servicex.store import Store
+
+log = logging.getLogger("af.servicex")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m af.servicex", description=__doc__.splitlines()[0])
+    parser.add_argument("--listen", default="127.0.0.1:5000", help="address:port to listen on")
+    parser.add_argument("--prefix", default="", help="URL prefix (e.g. /services/servicex behind the hub)")
+    parser.add_argument("--state", type=Path, required=True, help="folder for the service's SQLite database")
+    parser.add_argument(
+        "--hub-api", default=os.environ.get("JUPYTERHUB_API_URL", ""), help="the hub's API URL"
+    )
+    parser.add_argument("--service-name", default=os.environ.get("JUPYTERHUB_SERVICE_NAME", "servicex"))
+    engine = parser.add_mutually_exclusive_group(required=True)
+    engine.add_argument("--scheduler", help="address of a dask scheduler (tcp://host:port)")
+    engine.add_argument("--gateway", action="store_true", help="a dask-gateway cluster of the service's own")
+    parser.add_argument("--max-workers", type=int, default=4, help="--gateway: the most workers to adapt to")
+    parser.add_argument("--retries", type=int, default=2, help="retries of a file after a transient error")
+    parser.add_argument(
+        "--s3-endpoint", required=True, help="the results' S3 server, e.g. http://127.0.0.1:8333"
+    )
+    parser.add_argument("--results-days", type=float, default=7.0, help="days a request's results are kept")
+    args = parser.parse_args(argv)
+    if not args.hub_api:
+        parser.error("--hub-api (or JUPYTERHUB_API_URL) is required")
+    for name in ("AF_SERVICEX_S3_ACCESS_KEY", "AF_SERVICEX_S3_SECRET_KEY"):
+        if not os.environ.get(name):
+            parser.error(f"{name} is not set (the S3 server's admin identity)")
+    return args
+
+
+async def serve(args: argparse.Namespace) -> None:
+    args.state.mkdir(parents=True, exist_ok=True)
+    store = Store(str(args.state / "servicex.sqlite"))
+    (args.state / "servicex.sqlite").chmod(0o600)
+    objects = ObjectStore(
+        args.s3_endpoint, os.environ["AF_SERVICEX_S3_ACCESS_KEY"], os.environ["AF_SERVICEX_S3_SECRET_KEY"]
+    )
+    if args.gateway:
+        engine = await DaskEngine.gateway_cluster(args.max_workers, args.retries)
+    else:
+        engine = await DaskEngine.connect(args.scheduler, args.retries)
+    service = ServiceX(store, objects, engine, timedelta(days=args.results_days))
+    secret = os.environ.get("AF_SERVICEX_SECRET", "").encode() or secrets.token_bytes(32)
+    app = make_app(service, AccessTokens(secret), HubTokens(args.hub_api, args.service_name), args.prefix)
+    host, _, port = args.listen.rpartition(":")
+    server = app.listen(int(port), address=host or "127.0.0.1")
+    log.info(
+        "ServiceX service on http://%s%s (dask: %s)", args.listen, args.prefix, args.scheduler or "gateway"
+    )
+    service.resume()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def expire_periodically() -> None:
+        while True:
+            await service.expire()
+            await asyncio.sleep(60)
+
+    expiry = loop.create_task(expire_periodically())
+    await stop.wait()
+    expiry.cancel()
+    server.stop()
+    await engine.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

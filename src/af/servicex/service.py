@@ -1,0 +1,256 @@
+"""The ServiceX service's work: take a request, look up its files, run one task per file, record each file's
+outcome, answer statuses and result listings, cancel, expire, and resume after a restart.
+
+Every request ends Complete, Canceled, Bad Dataset or Fatal: a lookup or an engine that fails ends it Fatal with
+the reason; a restarted service resumes the files not yet done (outputs are idempotent uploads).
+
+Example:
+    >>> service = ServiceX(store, objects, engine)  # doctest: +SKIP
+    >>> request_id = await service.submit("alice", {"file-list": [...], "selection": "...", ...})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from af.servicex import store as st
+from af.servicex.datasets import DatasetError, listed_files, rucio_files
+from af.servicex.execution import DaskEngine
+from af.servicex.objectstore import ObjectStore, user_key
+from af.servicex.query import CODEGEN, QueryError, parse_selection
+from af.servicex.store import Request, Store
+
+log = logging.getLogger("af.servicex")
+APP_VERSION = "physlite-servicex 0.1"
+FORMATS = {"parquet": "parquet", "root-file": "root"}
+
+
+class BadRequest(ValueError):
+    """A submission this service refuses (HTTP 400); the text is what the client shows."""
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    """What makes two submissions identical (the same inputs the client's own cache hashes)."""
+    files = sorted(body.get("file-list") or []) or None
+    key = [body.get("did"), body["selection"], body["codegen"], body["result-format"], files]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
+def check_submission(body: dict[str, Any]) -> None:
+    """BadRequest naming what is wrong with a submitted TransformRequest."""
+    for name in ("selection", "codegen", "result-format"):
+        if not isinstance(body.get(name), str):
+            raise BadRequest(f"'{name}' is required")
+    if body["codegen"] != CODEGEN:
+        raise BadRequest(
+            f"code generator {body['codegen']!r} is not available on this facility: PHYSLITE is transformed by "
+            f"physlite from UprootRaw queries (codegen {CODEGEN!r}); FuncADL queries have no maintained code "
+            "generator for PHYSLITE here"
+        )
+    if body["result-format"] not in FORMATS:
+        raise BadRequest(f"result-format {body['result-format']!r}: this service writes {', '.join(FORMATS)}")
+    if body.get("result-destination", "object-store") != "object-store":
+        raise BadRequest("result-destination must be 'object-store'")
+    if bool(body.get("did")) == bool(body.get("file-list")):
+        raise BadRequest("give exactly one of 'did' (rucio://scope:name) and 'file-list'")
+    try:
+        queries = parse_selection(body["selection"])
+    except QueryError as error:
+        raise BadRequest(str(error)) from None
+    if body["result-format"] == "parquet" and len(queries) != 1:
+        raise BadRequest("Parquet output holds one query: submit one UprootRaw query per request")
+
+
+def _object_name(idx: int, location: str, fmt: str) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(location.split("?")[0].rstrip("/")) or "file")
+    return f"{idx:05d}_{base}.{FORMATS[fmt]}"
+
+
+@dataclass
+class ServiceX:
+    store: Store
+    objects: ObjectStore
+    engine: DaskEngine
+    ttl: timedelta = timedelta(days=7)
+    running: dict[str, asyncio.Task] = field(default_factory=dict)
+
+    async def submit(self, user: str, body: dict[str, Any]) -> str:
+        check_submission(body)
+        digest = request_hash(body)
+        cached = self.store.cached(user, digest)
+        if cached is not None:
+            log.info("request %s of %s: identical to %s, served from the cache", "-", user, cached.request_id)
+            return cached.request_id
+        request_id = f"{user_key(user)}-{uuid.uuid4()}"
+        queries = parse_selection(body["selection"])
+        request = Request(
+            request_id=request_id,
+            owner=user,
+            hash=digest,
+            title=body.get("title"),
+            did=body.get("did"),
+            file_list=json.dumps(body["file-list"]) if body.get("file-list") else None,
+            selection=body["selection"],
+            codegen=body["codegen"],
+            result_format=body["result-format"],
+            tree_name=queries[0].treename,
+        )
+        self.store.add_request(request, [])
+        log.info("request %s of %s submitted", request_id, user)
+        self.start(request_id)
+        return request_id
+
+    def start(self, request_id: str) -> None:
+        self.running[request_id] = asyncio.get_running_loop().create_task(self._run(request_id))
+
+    async def _lookup(self, request: Request) -> None:
+        self.store.set_status(request.request_id, st.LOOKUP)
+        try:
+            if request.did:
+                files = await asyncio.to_thread(rucio_files, request.did)
+                finder, name = "rucio", request.did
+            else:
+                files = listed_files(json.loads(request.file_list or "[]"))
+                finder, name = "user", f"file list of {len(files)}"
+        except DatasetError as error:
+            self.store.set_status(request.request_id, st.BAD_DATASET, str(error))
+            raise
+        dataset_id = self.store.add_dataset(request.owner, name, finder, files)
+        self.store.set_dataset(request.request_id, dataset_id)
+        with self.store.db:
+            self.store.set_files(request.request_id, [f["paths"] for f in files])
+
+    async def _run(self, request_id: str) -> None:
+        try:
+            request = self.store.request(request_id)
+            if request is None:
+                return
+            if request.files == 0:
+                await self._lookup(request)
+            await asyncio.to_thread(self.objects.create_bucket, request_id)
+            self.store.set_status(request_id, st.RUNNING)
+            pending = self.store.files(request_id, st.PENDING)
+            await asyncio.gather(*(self._run_file(request, task) for task in pending))
+            if self.store.request(request_id).status == st.RUNNING:
+                self.store.set_status(request_id, st.COMPLETE)
+                log.info("request %s complete", request_id)
+        except DatasetError as error:
+            log.warning("request %s: bad dataset: %s", request_id, error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the request must end, whatever failed
+            log.exception("request %s failed", request_id)
+            self.store.set_status(request_id, st.FATAL, f"{type(error).__name__}: {error}")
+        finally:
+            self.running.pop(request_id, None)
+            self.engine.forget(request_id)
+
+    async def _run_file(self, request: Request, task: st.FileTask) -> None:
+        name = _object_name(task.idx, task.location, request.result_format)
+        url = await asyncio.to_thread(self.objects.upload_url, request.request_id, name)
+        future = self.engine.submit(
+            request.request_id, task.idx, task.location, request.selection, request.result_format, url
+        )
+        try:
+            outcome = await future
+        except asyncio.CancelledError:
+            if self.store.request(request.request_id).status == st.CANCELED:
+                return
+            raise
+        except Exception as error:  # raised on the worker after the retries, or the worker was lost
+            outcome = {"error": f"{task.location}: {type(error).__name__}: {error}"}
+        if "error" in outcome:
+            log.info("request %s: file %d failed: %s", request.request_id, task.idx, outcome["error"])
+            self.store.finish_file(request.request_id, task.idx, error=outcome["error"])
+        else:
+            self.store.finish_file(request.request_id, task.idx, object_name=name, size=outcome["size"])
+
+    async def cancel(self, request: Request) -> None:
+        if request.status in st.FINISHED:
+            return
+        self.store.set_status(request.request_id, st.CANCELED)
+        await self.engine.cancel(request.request_id)
+        task = self.running.pop(request.request_id, None)
+        if task is not None:
+            task.cancel()
+        log.info("request %s canceled", request.request_id)
+
+    async def delete(self, request: Request) -> None:
+        await self.cancel(request)
+        await asyncio.to_thread(self.objects.delete_bucket, request.request_id)
+        self.store.delete_request(request.request_id)
+
+    def resume(self) -> None:
+        """After a restart: run what was left of every unfinished request."""
+        for request in self.store.requests(statuses=(st.SUBMITTED, st.LOOKUP, st.RUNNING)):
+            log.info("request %s: resumed after a restart", request.request_id)
+            self.start(request.request_id)
+
+    async def expire(self) -> None:
+        before = (datetime.now(UTC) - self.ttl).replace(tzinfo=None).isoformat()
+        for request_id in self.store.expired(before):
+            await asyncio.to_thread(self.objects.delete_bucket, request_id)
+            self.store.delete_request(request_id)
+            log.info("request %s: results expired and deleted", request_id)
+
+    def credentials(self, user: str) -> tuple[str, str]:
+        known = self.store.credentials(user)
+        if known is None:
+            known = self.objects.user_credentials(user)
+            self.store.set_credentials(user, *known)
+        return known
+
+    def status(self, request: Request, user: str) -> dict[str, Any]:
+        access, secret = self.credentials(user)
+        return {
+            "request_id": request.request_id,
+            "did": request.did or f"file-list ({len(json.loads(request.file_list or '[]'))} files)",
+            "did_id": request.dataset_id,
+            "title": request.title,
+            "selection": request.selection,
+            "tree-name": request.tree_name,
+            "image": APP_VERSION,
+            "result-destination": "object-store",
+            "result-format": request.result_format,
+            "generated-code-cm": "",
+            "status": request.status,
+            "app-version": APP_VERSION,
+            "files": request.files,
+            "files-completed": request.files_completed,
+            "files-failed": request.files_failed,
+            "files-remaining": request.files - request.files_completed - request.files_failed,
+            "submit-time": request.submit_time,
+            "finish-time": request.finish_time,
+            "minio-endpoint": self.objects.host,
+            "minio-secured": self.objects.secure,
+            "minio-access-key": access,
+            "minio-secret-key": secret,
+            "log-url": None,
+            "error": request.error,
+        }
+
+    def results(self, request: Request, later_than: str | None, status: str = st.SUCCESS) -> list[dict]:
+        rows = []
+        for task in self.store.files(request.request_id, status):
+            if later_than and task.created_at and task.created_at < later_than:
+                continue
+            rows.append(
+                {
+                    "file-path": task.location,
+                    "s3-object-name": task.object_name,
+                    "created_at": task.created_at,
+                    "total-bytes": task.size or 0,
+                    "transform_status": task.status,
+                    "info": task.error,
+                }
+            )
+        return rows

@@ -1,0 +1,159 @@
+"""The facility's ServiceX service started for real: a real JupyterHub (tokens), SeaweedFS (S3), a dask cluster
+of worker processes, and `python -m af.servicex` on loopback; the real `servicex` client talks to it."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))  # the `servers` package lives in tests/
+
+from servers.common import free_port, stop  # noqa: E402
+from servers.minimal_hub import start_hub  # noqa: E402
+from servers.seaweedfs import start_seaweedfs  # noqa: E402
+
+from hub_config.servicex import servicex_yaml  # noqa: E402
+
+# the remote-reading servers (nginx, XRootD, rucio) of tests/io, for DIDs
+_io = importlib.util.spec_from_file_location("io_servers_conftest", TESTS / "io" / "conftest.py")
+_io_conftest = importlib.util.module_from_spec(_io)
+_io.loader.exec_module(_io_conftest)
+served, nginx, xrootd, rucio = _io_conftest.served, _io_conftest.nginx, _io_conftest.xrootd, _io_conftest.rucio
+
+SERVICE = "servicex"
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory):
+    server = start_hub(tmp_path_factory.mktemp("hub"), SERVICE)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:  # fmt: skip
+        yield cluster.scheduler_address
+
+
+@dataclass
+class ServiceProcess:
+    """`python -m af.servicex` as the facility runs it; restartable with the same state."""
+
+    url: str
+    command: list[str]
+    environment: dict[str, str]
+    log: Path
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(self.command, env=self.environment, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/servicex", timeout=2).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the ServiceX service did not start: {self.log.read_text()[-3000:]}") from None
+                time.sleep(0.2)
+
+    def kill(self) -> None:
+        """Ends the process abruptly (SIGKILL), as a crash or an evicted pod would."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+@pytest.fixture(scope="session")
+def servicex_service(tmp_path_factory, hub, seaweedfs, dask_scheduler, rucio):
+    run = tmp_path_factory.mktemp("servicex")
+    port = free_port()
+    environment = {
+        **os.environ,
+        "JUPYTERHUB_API_URL": hub.api_url,
+        "AF_SERVICEX_SECRET": "test-secret-" + "x" * 20,
+        "AF_SERVICEX_S3_ACCESS_KEY": seaweedfs.access_key,
+        "AF_SERVICEX_S3_SECRET_KEY": seaweedfs.secret_key,
+        "RUCIO_CONFIG": str(rucio.client_config),
+    }
+    command = [
+        sys.executable, "-m", "af.servicex", "--listen", f"127.0.0.1:{port}", "--state", str(run / "state"),
+        "--scheduler", dask_scheduler, "--s3-endpoint", seaweedfs.endpoint, "--service-name", SERVICE,
+    ]  # fmt: skip
+    service = ServiceProcess(f"http://127.0.0.1:{port}", command, environment, run / "service.log")
+    service.start()
+    yield service
+    service.stop()
+
+
+@dataclass
+class User:
+    name: str
+    token: str  # the hub token of the user's servicex.yaml
+    config: Path
+
+    def deliver(self, spec: dict, **options):
+        from servicex import ProgressBarFormat, deliver
+
+        return deliver(spec, config_path=str(self.config), progress_bar=ProgressBarFormat.none, **options)
+
+    def call(self, method: str, path: str):
+        """A call of the service's API as the client makes it (access token from /token/refresh)."""
+        import httpx
+
+        adapter = self.adapter()
+        headers = asyncio.run(adapter._get_authorization())
+        return httpx.request(method, f"{adapter.url}{path}", headers=headers, timeout=30)
+
+    def failures(self, request_id: str) -> list[dict]:
+        answer = self.call("GET", f"/servicex/transformation/{request_id}/results?status=failure")
+        answer.raise_for_status()
+        return answer.json()["results"]
+
+    def adapter(self):
+        from servicex.servicex_adapter import ServiceXAdapter
+
+        url = next(line.split(": ", 1)[1] for line in self.config.read_text().splitlines() if "endpoint:" in line)
+        return ServiceXAdapter(url.strip(), self.token)
+
+
+def _user(hub, service, tmp_path_factory, name: str) -> User:
+    token = hub.user_token(name)
+    folder = tmp_path_factory.mktemp(f"home-{name}")
+    config = folder / "servicex.yaml"
+    config.write_text(servicex_yaml(service.url, token) + f"cache_path: {folder / 'cache'}\n")
+    return User(name, token, config)
+
+
+@pytest.fixture(scope="session")
+def alice(hub, servicex_service, tmp_path_factory) -> User:
+    return _user(hub, servicex_service, tmp_path_factory, "alice")
+
+
+@pytest.fixture(scope="session")
+def bob(hub, servicex_service, tmp_path_factory) -> User:
+    return _user(hub, servicex_service, tmp_path_factory, "bob")
