@@ -28,7 +28,12 @@ from hub_config.servicex import servicex_yaml  # noqa: E402
 _io = importlib.util.spec_from_file_location("io_servers_conftest", TESTS / "io" / "conftest.py")
 _io_conftest = importlib.util.module_from_spec(_io)
 _io.loader.exec_module(_io_conftest)
-served, nginx, xrootd, rucio = _io_conftest.served, _io_conftest.nginx, _io_conftest.xrootd, _io_conftest.rucio
+served, nginx, xrootd, rucio = (
+    _io_conftest.served,
+    _io_conftest.nginx,
+    _io_conftest.xrootd,
+    _io_conftest.rucio,
+)
 
 SERVICE = "servicex"
 
@@ -48,7 +53,9 @@ def hub(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def dask_scheduler():
+def dask_scheduler(rucio):
+    """Workers in processes of their own; started after the rucio fixture set RUCIO_CONFIG, which they inherit
+    (they open files of DIDs through rucio)."""
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -68,7 +75,9 @@ class ServiceProcess:
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(self.command, env=self.environment, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.command, env=self.environment, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -76,7 +85,9 @@ class ServiceProcess:
                 return
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the ServiceX service did not start: {self.log.read_text()[-3000:]}") from None
+                    raise RuntimeError(
+                        f"the ServiceX service did not start: {self.log.read_text()[-3000:]}"
+                    ) from None
                 time.sleep(0.2)
 
     def kill(self) -> None:
@@ -137,7 +148,9 @@ class User:
     def adapter(self):
         from servicex.servicex_adapter import ServiceXAdapter
 
-        url = next(line.split(": ", 1)[1] for line in self.config.read_text().splitlines() if "endpoint:" in line)
+        url = next(
+            line.split(": ", 1)[1] for line in self.config.read_text().splitlines() if "endpoint:" in line
+        )
         return ServiceXAdapter(url.strip(), self.token)
 
 

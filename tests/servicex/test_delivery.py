@@ -81,7 +81,9 @@ def test_link_following_expression(alice, r22_path):
         z0 = tree["InDetTrackParticlesAuxDyn.z0"].array() if "InDetTrackParticlesAuxDyn.z0" in tree else None
     assert ak.sum(ak.num(ak.flatten(got["Electrons.trackParticles.z0"]))) > 0
     if z0 is not None:
-        assert np.isfinite(ak.to_numpy(ak.flatten(ak.drop_none(ak.flatten(got["Electrons.trackParticles.z0"], axis=2))))).all()
+        assert np.isfinite(
+            ak.to_numpy(ak.flatten(ak.drop_none(ak.flatten(got["Electrons.trackParticles.z0"], axis=2))))
+        ).all()
 
 
 def test_bad_query_shows_the_service_error(alice, r22_path):
