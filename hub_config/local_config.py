@@ -72,6 +72,9 @@ if "AF_CONTAINER_IMAGE" in os.environ:
     c.FacilityContainerSpawner.ip = "0.0.0.0"
     c.FacilityContainerSpawner.cmd = ["jupyterhub-singleuser"]
     c.FacilityContainerSpawner.remove = True
+    # 30 servers starting at once on two shared cores took more than the 90 s above to answer (the load test)
+    c.FacilityContainerSpawner.http_timeout = 300
+    c.FacilityContainerSpawner.start_timeout = 300
     c.FacilityContainerSpawner.prefix = f"af-{os.environ['AF_FACILITY_ID']}"
     c.FacilityContainerSpawner.facility_id = os.environ["AF_FACILITY_ID"]
     c.FacilityContainerSpawner.data_folders = (
