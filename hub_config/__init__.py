@@ -59,6 +59,9 @@ def configure(c: Any, settings: Settings, discovery: dict[str, str] | None = Non
     profiles.configure_profiles(c, settings)
 
     hub_services = [gateway.gateway_service(settings.gateway)]
+    servicex_service = servicex.servicex_service(settings)
+    if servicex_service is not None:
+        hub_services.append(servicex_service)
     roles = services.facility_roles()
     for extra in (culling.culler_service(settings.culling), services.operator_service(settings.services)):
         if extra is not None:
@@ -73,7 +76,7 @@ def configure(c: Any, settings: Settings, discovery: dict[str, str] | None = Non
     spawner_section = c.KubeSpawner if settings.platform == "kubernetes" else c.Spawner
     environment = dict(_configured(spawner_section, "environment", {}))
     environment.update(gateway.user_environment(settings.gateway))
-    environment.update(servicex.user_environment(settings.servicex))
+    environment.update(servicex.user_environment(settings))
     spawner_section.environment = environment
     args = list(_configured(spawner_section, "args", []))
     if not any(arg.startswith("--ServerApp.terminado_settings") for arg in args):
@@ -86,7 +89,7 @@ def configure(c: Any, settings: Settings, discovery: dict[str, str] | None = Non
 
     if settings.platform == "kubernetes":
         c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
-        if settings.servicex.endpoint:
+        if servicex.endpoint(settings):
             # The hub cannot write into the user's volume: the server writes ~/servicex.yaml itself at start.
             c.KubeSpawner.lifecycle_hooks = {
                 "postStart": {"exec": {"command": ["python", "-m", "af.user_server.servicex_config"]}}
@@ -98,4 +101,4 @@ def configure(c: Any, settings: Settings, discovery: dict[str, str] | None = Non
     c.FacilityLocalSpawner.home_dir_template = str(state_dir / "homes" / "{username}")
     c.FacilityLocalSpawner.profiles = list(settings.profiles)
     c.FacilityLocalSpawner.tutorials_source = settings.tutorials.source
-    c.FacilityLocalSpawner.servicex_endpoint = settings.servicex.endpoint
+    c.FacilityLocalSpawner.servicex_endpoint = servicex.endpoint(settings)

@@ -5,7 +5,7 @@ On top of JupyterHub's SimpleLocalProcessSpawner it
 - applies the profile's limits where a local process can: CPU affinity (``cores`` CPUs of this machine) and a
   data-segment limit (``memory``) on the server and everything it starts (kernels, terminals);
 - copies the tutorials (``tutorials.source``/*.ipynb) into a new home, never over a user's own copy;
-- writes ``~/servicex.yaml`` with the user's token when ``servicex.endpoint`` is set.
+- writes ``~/servicex.yaml`` with the server's hub token when ServiceX is configured.
 
 Example (jupyterhub_config.py):
     >>> c.JupyterHub.spawner_class = "hub_config.local_spawner.FacilityLocalSpawner"  # doctest: +SKIP
@@ -98,9 +98,9 @@ async def prepare_server(spawner: Any, home: Path) -> None:
     if spawner.tutorials_source:
         copy_tutorials(Path(spawner.tutorials_source), home)
     if spawner.servicex_endpoint:
-        auth_state = await spawner.user.get_auth_state() or {}
+        # the server's own hub token (the hub set it before start): what the facility's ServiceX service accepts
         path = home / "servicex.yaml"
-        path.write_text(servicex_yaml(spawner.servicex_endpoint, auth_state.get("access_token", "")))
+        path.write_text(servicex_yaml(spawner.servicex_endpoint, spawner.api_token))
         path.chmod(0o600)
     spawner.log.info("starting %s with profile %s", spawner.user.name, profile.name)
 

@@ -1,7 +1,8 @@
 """Hub services and roles: what users' tokens, servers' tokens and the operator account may do.
 
 - users and their servers may use the gateway (``access:services!service=dask-gateway``); no other token may
-  (the gateway checks that scope, which closes dask-gateway#829);
+  (the gateway checks that scope, which closes dask-gateway#829); servers may use the facility's ServiceX
+  service (``access:services!service=servicex``): their own token is the one in ``~/servicex.yaml``;
 - a server may read its owner's auth_state, so the user's *current* IAM access token can be fetched from the hub
   inside the server (`af.user_server.access_token`) instead of a variable that goes stale;
 - the `af-operator` service account (token from ``services.operator_token_env``) manages users, servers and
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub_config.gateway import ACCESS_SCOPE
+from hub_config.servicex import ACCESS_SCOPE as SERVICEX_SCOPE
 from hub_config.settings_schema import ServicesSettings
 
 OPERATOR_SERVICE = "af-operator"
@@ -35,16 +37,17 @@ OPERATOR_SCOPES = [
 
 
 def facility_roles() -> list[dict[str, Any]]:
-    """The `user` and `server` roles, extended with gateway access and own-auth_state reading."""
+    """The `user` and `server` roles, extended with gateway and ServiceX access and own-auth_state reading."""
     return [
         # A token never has more than its owner: users get their own auth_state so that their servers can.
-        {"name": "user", "scopes": ["self", ACCESS_SCOPE, "admin:auth_state!user"]},
+        {"name": "user", "scopes": ["self", ACCESS_SCOPE, SERVICEX_SCOPE, "admin:auth_state!user"]},
         {
             "name": "server",
             "scopes": [
                 "users:activity!user",
                 "access:servers!server",
                 ACCESS_SCOPE,
+                SERVICEX_SCOPE,
                 "admin:auth_state!user",
                 "read:users:name!user",
                 "read:users:groups!user",

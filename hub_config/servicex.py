@@ -1,7 +1,10 @@
-"""ServiceX client configuration for a user (``servicex.yaml``), written when ``servicex.endpoint`` is set.
+"""ServiceX seen from the hub: the facility's own service (``servicex.facility``: the hub service `servicex`,
+answered by af.servicex) or an external endpoint (``servicex.endpoint``), and the users' ``servicex.yaml``.
 
 The hub gives every server the endpoint (`user_environment`); the server writes the file at start and keeps it
-carrying the user's current token (`af.user_server.servicex_refresh`), in Kubernetes and locally alike.
+carrying its token (`af.user_server.servicex_refresh`), in Kubernetes and locally alike. For the facility's
+service that token is the server's own hub token (JUPYTERHUB_API_TOKEN), which the server role lets use the
+service (`ACCESS_SCOPE`); the service exchanges it at ``/token/refresh``.
 
 Example:
     >>> print(servicex_yaml("https://servicex.example.org", "TOKEN"), end="")
@@ -14,12 +17,20 @@ Example:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from typing import Any
+
 import yaml
 
-from hub_config.settings_schema import ServiceXSettings
+from hub_config.settings import SettingsError
+from hub_config.settings_schema import Settings
 
 ENDPOINT_NAME = "facility"
 ENDPOINT_VARIABLE = "AF_SERVICEX_ENDPOINT"
+SERVICE_NAME = "servicex"
+ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
+START_WAIT_SECONDS = 3
 
 
 def servicex_yaml(endpoint: str, token: str) -> str:
@@ -31,14 +42,52 @@ def servicex_yaml(endpoint: str, token: str) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def user_environment(servicex: ServiceXSettings) -> dict[str, str]:
-    """Variables for a user's server: the ServiceX endpoint, when one is configured.
+def endpoint(settings: Settings) -> str:
+    """The ServiceX endpoint users' clients talk to: the external one, the facility's service through the hub's
+    proxy, or '' (no ServiceX).
 
     Example:
-        >>> user_environment(ServiceXSettings(endpoint="https://servicex.example.org"))
-        {'AF_SERVICEX_ENDPOINT': 'https://servicex.example.org'}
-        >>> user_environment(ServiceXSettings())
-        {}
+        >>> endpoint(Settings.model_validate({"platform": "local", "auth": {"client_id": "h"},
+        ...     "hub": {"public_url": "https://af.example.org"}, "servicex": {"facility": True}}))
+        'https://af.example.org/services/servicex'
     """
-    endpoint = servicex.endpoint
-    return {ENDPOINT_VARIABLE: endpoint} if endpoint else {}
+    if settings.servicex.facility:
+        return (
+            settings.hub.public_url.rstrip("/")
+            + settings.hub.base_url.rstrip("/")
+            + f"/services/{SERVICE_NAME}"  # the client appends /token/refresh, /servicex…
+        )
+    return settings.servicex.endpoint
+
+
+def user_environment(settings: Settings) -> dict[str, str]:
+    """Variables for a user's server: the ServiceX endpoint, when there is one.
+
+    Example:
+        >>> user_environment(Settings.model_validate({"platform": "local", "auth": {"client_id": "h"},
+        ...     "servicex": {"endpoint": "https://servicex.example.org"}}))
+        {'AF_SERVICEX_ENDPOINT': 'https://servicex.example.org'}
+    """
+    url = endpoint(settings)
+    return {ENDPOINT_VARIABLE: url} if url else {}
+
+
+def servicex_service(settings: Settings, environ: Mapping[str, str] = os.environ) -> dict[str, Any] | None:
+    """The hub service `servicex`, or None without ``servicex.facility``. It needs no scopes of its own (it asks
+    the hub's API about a user's token with that token); not started by the hub, so that it keeps running
+    while the hub restarts."""
+    if not settings.servicex.facility:
+        return None
+    name = settings.servicex.api_token_env
+    token = environ.get(name, "")
+    if not token:
+        raise SettingsError(f"servicex.api_token_env: environment variable {name} is not set or empty")
+    service = {
+        "name": SERVICE_NAME,
+        "url": settings.servicex.service_url,
+        "api_token": token,
+        "display": False,
+        # the hub needs nothing from the service to start (its proxy route is set anyway)
+        "timeout": START_WAIT_SECONDS,
+    }
+    return service

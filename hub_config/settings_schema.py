@@ -318,11 +318,48 @@ class ServicesSettings(Section):
 
 
 class ServiceXSettings(Section):
-    """ServiceX for users' servers."""
+    """ServiceX for users' servers: the facility's own service (af.servicex) or an external endpoint."""
 
     endpoint: OptionalHttpUrl = Field(
-        "", description="ServiceX endpoint; when set, each server gets ~/servicex.yaml with the user's token."
+        "",
+        description="An external ServiceX endpoint; when set, each server gets ~/servicex.yaml with the user's "
+        "token. Excludes `facility`.",
     )
+    facility: bool = Field(
+        False,
+        description="Run the facility's own ServiceX service (af.servicex) as the hub service `servicex`: "
+        "servers' ~/servicex.yaml points at {hub.public_url}{hub.base_url}services/servicex and carries the "
+        "server's hub token (scope access:services!service=servicex). Excludes `endpoint`.",
+    )
+    service_url: HttpUrl = Field(
+        "http://127.0.0.1:5000",
+        description="facility: where the hub's proxy sends /services/servicex/ (the service's own address).",
+    )
+    api_token_env: EnvName = Field(
+        "AF_SERVICEX_API_TOKEN", description="facility: environment variable holding the service's hub token."
+    )
+    s3_endpoint: HttpUrl = Field(
+        "http://127.0.0.1:8333",
+        description="facility: the S3 server holding the results (a bucket per request), as the service and "
+        "users' servers reach it.",
+    )
+    results_days: PositiveNumber = Field(7, description="facility: days a request's results are kept.")
+    scheduler_address: str = Field(
+        "",
+        description="facility: the dask scheduler (tcp://host:port) running the transforms; empty = a "
+        "dask-gateway cluster of the service's own (within gateway.limits).",
+    )
+    max_workers: Count = Field(
+        4, description="facility, on dask-gateway: the most workers the service's cluster adapts to."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ServiceXSettings:
+        if self.facility and self.endpoint:
+            raise KeyedValueError(
+                ("endpoint",), "set either `endpoint` (an external ServiceX) or `facility: true`, not both"
+            )
+        return self
 
 
 class TutorialsSettings(Section):
@@ -373,6 +410,15 @@ class Settings(Section):
         if self.auth.callback_url:
             return self.auth.callback_url
         return self.hub.public_url.rstrip("/") + self.hub.base_url.rstrip("/") + "/" + CALLBACK_PATH
+
+    @model_validator(mode="after")
+    def _servicex_needs_public_url(self) -> Settings:
+        if self.servicex.facility and not self.hub.public_url:
+            raise KeyedValueError(
+                ("hub", "public_url"),
+                "required with servicex.facility: servers' servicex.yaml points at the hub's public URL",
+            )
+        return self
 
     @model_validator(mode="after")
     def _absolute_callback_on_kubernetes(self) -> Settings:

@@ -12,7 +12,7 @@ node_modules/.installed: package.json package-lock.json
 npm: node_modules/.installed
 
 # `make up CONTAINERS=1`: users' servers and dask clusters in containers of the notebook image (af up --containers)
-up: venv npm $(if $(CONTAINERS),images)
+up: venv npm seaweedfs-env $(if $(CONTAINERS),images)
 	$(VENV)/bin/af up --state $(STATE) --tutorials notebooks --node-modules node_modules --example-data $(PHYSLITE_TEST_DATA) \
 		$(if $(CONTAINERS),--containers --containers-conf images/containers.conf)
 

@@ -21,7 +21,6 @@ BUILD = REPO / "build" / "e2e"
 E2E_NOTEBOOK = "e2e_gateway.ipynb"
 ACCESS_TOKEN_TTL = 20
 LOAD_USERS = 30
-SERVICEX_ENDPOINT = "https://servicex.example.org"
 # The cell the browser test runs: a gateway cluster, scaled to 2 workers, a computation, shutdown.
 GATEWAY_CELL = """\
 import time
@@ -71,7 +70,7 @@ def facility(tmp_path_factory: pytest.TempPathFactory, tutorials_dir: Path) -> I
         tutorials=tutorials_dir,
         access_token_ttl=ACCESS_TOKEN_TTL,
         extra_users=LOAD_USERS,
-        settings_overrides={"auth.refresh_age": 2, "servicex.endpoint": SERVICEX_ENDPOINT},
+        settings_overrides={"auth.refresh_age": 2},  # with the facility's own ServiceX
     )
     try:
         local.up()

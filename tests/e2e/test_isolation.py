@@ -11,10 +11,9 @@ import time
 
 import pytest
 import requests
-import yaml
 
 from af.tools.remote_kernel import RemoteKernel
-from tests.e2e.conftest import ACCESS_TOKEN_TTL, SERVICEX_ENDPOINT, gateway_for, http_login
+from tests.e2e.conftest import ACCESS_TOKEN_TTL, gateway_for, http_login
 
 pytestmark = pytest.mark.e2e
 
@@ -224,33 +223,3 @@ def test_server_reads_the_current_access_token_from_the_hub(facility, hub):
     assert second != first
     fresh = userinfo(second)
     assert fresh.status_code == 200 and fresh.json()["sub"] == "alice"
-
-
-def test_servicex_config_in_each_home(facility, hub):
-    stop_server(hub, "alice")
-    # A fresh login: its access token is valid for ACCESS_TOKEN_TTL seconds, long enough for the checks below.
-    _, response = http_login(facility, "alice")
-    assert response.status_code == 200
-    assert start_server(hub, "alice").status_code in (201, 202)
-    path = facility.state_dir / "homes" / "alice" / "servicex.yaml"
-    assert path.stat().st_mode & 0o777 == 0o600
-    config = yaml.safe_load(path.read_text())
-    endpoint = config["api_endpoints"][0]
-    assert endpoint["endpoint"] == SERVICEX_ENDPOINT
-    userinfo = requests.get(
-        f"{facility.issuer}/me", headers={"Authorization": f"Bearer {endpoint['token']}"}, timeout=30
-    )
-    assert userinfo.status_code == 200 and userinfo.json()["sub"] == "alice"
-    # The same file written from inside the server (what Kubernetes runs as the postStart hook).
-    out = run(
-        f"{facility.url}/user/alice",
-        hub.user_token("alice"),
-        "import os, subprocess, sys; "
-        "env = {**os.environ, 'AF_SERVICEX_ENDPOINT': 'https://other.example.org', 'HOME': os.getcwd() + '/sx'}; "
-        "os.makedirs(env['HOME'], exist_ok=True); "
-        "print(subprocess.run([sys.executable, '-m', 'af.user_server.servicex_config'], env=env, capture_output=True, "
-        "text=True).stdout)",
-    )
-    assert "wrote" in out
-    written = yaml.safe_load((facility.state_dir / "homes" / "alice" / "sx" / "servicex.yaml").read_text())
-    assert written["api_endpoints"][0]["endpoint"] == "https://other.example.org"

@@ -1,13 +1,12 @@
-"""``~/servicex.yaml`` follows the user's IAM access token while the server runs: when the hub refreshes the
-token, the server rewrites the file (mode 0600) with the new one, without a restart."""
+"""``~/servicex.yaml`` in every server points at the facility's ServiceX service through the hub's proxy and
+carries the server's own hub token, which the service exchanges at ``/token/refresh`` (the user's IAM token is
+refused there); the server rewrites the file when it is deleted, without a restart."""
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -16,55 +15,67 @@ from traitlets.config import Config
 
 from af.user_server.servicex_config import write_private_atomically
 from hub_config import configure
-from tests.e2e.conftest import ACCESS_TOKEN_TTL, SERVICEX_ENDPOINT, http_login
-from tests.e2e.test_isolation import start_server, stop_server
+from hub_config.services import facility_roles
+from hub_config.servicex import ACCESS_SCOPE
+from hub_config.settings import SettingsError
+from tests.e2e.conftest import http_login
+from tests.e2e.test_isolation import run, start_server, stop_server
 from tests.hub_config.test_hub_configure import DISCOVERY, env, settings_for  # noqa: F401 (env: a fixture)
 
 USER = "user29"
 CHECK_SECONDS = 2  # the user's own server setting: checks often, so the test needs not wait a minute
 
 
-def written_token(path: Path) -> str:
-    endpoint = yaml.safe_load(path.read_text())["api_endpoints"][0]
-    assert endpoint["endpoint"] == SERVICEX_ENDPOINT
-    return endpoint["token"]
-
-
-def userinfo(facility, access_token: str) -> requests.Response:
-    return requests.get(
-        f"{facility.issuer}/me", headers={"Authorization": f"Bearer {access_token}"}, timeout=30
+def refresh(facility, token: str) -> requests.Response:
+    return requests.post(
+        f"{facility.url}/services/servicex/token/refresh",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
     )
 
 
 @pytest.mark.e2e
-def test_servicex_yaml_gets_the_refreshed_token_without_a_restart(facility, hub):
+def test_servicex_yaml_carries_the_servers_token_that_the_service_accepts(facility, hub):
     home = facility.state_dir / "homes" / USER
     config = home / ".jupyter" / "jupyter_server_config.json"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(json.dumps({"ServiceXConfigRefresher": {"interval": CHECK_SECONDS}}))
-    _, response = http_login(facility, USER)  # the hub holds a fresh IAM token for the user
+    config.write_text(f'{{"ServiceXConfigRefresher": {{"interval": {CHECK_SECONDS}}}}}')
+    _, response = http_login(facility, USER)  # the hub holds an IAM token for the user
     assert response.status_code == 200
     assert start_server(hub, USER).status_code in (201, 202)
     try:
-        started = hub.api("GET", f"/users/{USER}").json()["servers"][""]["started"]
         path = home / "servicex.yaml"
-        first = written_token(path)
-        assert userinfo(facility, first).status_code == 200
-
-        # The token expires after ACCESS_TOKEN_TTL s; the server's next check makes the hub refresh it.
-        deadline = time.monotonic() + ACCESS_TOKEN_TTL + 60
-        while (second := written_token(path)) == first and time.monotonic() < deadline:
-            time.sleep(1)
-        assert second != first, f"{path} still holds the first token after {ACCESS_TOKEN_TTL + 60} s"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        assert userinfo(facility, first).status_code == 401, "the first token should have expired"
-        fresh = userinfo(facility, second)
-        assert fresh.status_code == 200 and fresh.json()["sub"] == USER
-        assert hub.api("GET", f"/users/{USER}").json()["servers"][""]["started"] == started
+        endpoint = yaml.safe_load(path.read_text())["api_endpoints"][0]
+        assert endpoint["endpoint"] == f"{facility.url}/services/servicex"
+        token = endpoint["token"]
+        seen = run(
+            f"{facility.url}/user/{USER}",
+            hub.user_token(USER),
+            "import os; from af.user_server.access_token import current_access_token; "
+            f"print('SAME', os.environ['JUPYTERHUB_API_TOKEN'] == {token!r}); "
+            "print('IAM', current_access_token())",
+        )
+        assert "SAME True" in seen, seen
+        iam = next(line.split()[1] for line in seen.splitlines() if line.startswith("IAM "))
+        exchanged = refresh(facility, token)
+        assert exchanged.status_code == 200 and exchanged.json()["access_token"], exchanged.text
+        assert refresh(facility, iam).status_code == 401, "the service must refuse the IAM token"
+        # a user who deletes the file gets it back from their running server
+        path.unlink()
+        deadline = time.monotonic() + 10 * CHECK_SECONDS + 30
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert yaml.safe_load(path.read_text())["api_endpoints"][0]["token"] == token
         assert not list(home.glob(".servicex.yaml.*")), "a temporary file was left behind"
     finally:
         stop_server(hub, USER)
         config.unlink()
+    # the hub revokes a stopped server's token: the service refuses it once its 60 s answer cache has expired
+    whoami = requests.get(
+        f"{facility.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30
+    )
+    assert whoami.status_code in (401, 403), "a stopped server's token must no longer be known to the hub"
 
 
 def test_private_file_replaced_atomically_with_mode_0600(tmp_path):
@@ -90,3 +101,37 @@ def test_local_servers_get_the_servicex_endpoint(env, tmp_path, endpoint):  # no
         DISCOVERY,
     )
     assert c.Spawner.environment.get("AF_SERVICEX_ENDPOINT") == (endpoint or None)
+
+
+def test_facility_servicex_is_a_hub_service_servers_may_use(env, monkeypatch, tmp_path):  # noqa: F811
+    monkeypatch.setenv("AF_SERVICEX_API_TOKEN", "sx-token")
+    c = Config()
+    settings = settings_for(
+        "local",
+        local={"state_dir": str(tmp_path)},
+        hub={"public_url": "https://af.example.org", "base_url": "/af/"},
+        servicex={"facility": True, "service_url": "http://127.0.0.1:5999"},
+    )
+    configure(c, settings, DISCOVERY)
+    [service] = [s for s in c.JupyterHub.services if s["name"] == "servicex"]
+    assert service["url"] == "http://127.0.0.1:5999" and service["api_token"] == "sx-token"
+    assert c.Spawner.environment["AF_SERVICEX_ENDPOINT"] == "https://af.example.org/af/services/servicex"
+    roles = {role["name"]: role["scopes"] for role in facility_roles()}
+    assert ACCESS_SCOPE in roles["server"] and ACCESS_SCOPE in roles["user"]
+    monkeypatch.delenv("AF_SERVICEX_API_TOKEN")
+    with pytest.raises(SettingsError, match="AF_SERVICEX_API_TOKEN"):
+        configure(Config(), settings, DISCOVERY)
+
+
+@pytest.mark.parametrize(
+    ("servicex", "hub", "key"),
+    [
+        ({"facility": True, "endpoint": "https://sx.example.org"}, {"public_url": "https://af.example.org"},
+         "servicex.endpoint"),
+        ({"facility": True}, {"public_url": ""}, "hub.public_url"),
+    ],
+)  # fmt: skip
+def test_facility_servicex_settings_errors_name_the_key(tmp_path, servicex, hub, key):
+    with pytest.raises(SettingsError) as error:
+        settings_for("local", local={"state_dir": str(tmp_path)}, hub=hub, servicex=servicex)
+    assert key in str(error.value)

@@ -1,8 +1,11 @@
-"""Write ``~/servicex.yaml`` for the ServiceX client from inside a user's server, with the user's current token.
+"""Write ``~/servicex.yaml`` for the ServiceX client from inside a user's server, with the server's hub token.
 
-Kubernetes runs it as the notebook container's postStart hook when ``servicex.endpoint`` is configured (the hub
+The token is the server's own JupyterHub token (JUPYTERHUB_API_TOKEN): the server role may use the facility's
+ServiceX service (scope ``access:services!service=servicex``), which exchanges it at ``/token/refresh`` for its
+own short-lived access tokens; it lives as long as the server. (The user's IAM token is not accepted there.)
+Kubernetes runs this module as the notebook container's postStart hook when ServiceX is configured (the hub
 cannot write into the user's volume); the local spawner writes the same file itself before starting the server.
-Afterwards the server keeps it fresh when the hub refreshes the token (`af.user_server.servicex_refresh`).
+Afterwards the server keeps it as it should be (`af.user_server.servicex_refresh`).
 
 Example:
     $ AF_SERVICEX_ENDPOINT=https://servicex.example.org python -m af.user_server.servicex_config
@@ -16,8 +19,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-from af.user_server.access_token import AccessTokenError, current_access_token
 from hub_config.servicex import ENDPOINT_VARIABLE, servicex_yaml
+
+TOKEN_VARIABLE = "JUPYTERHUB_API_TOKEN"
+
+
+class ServerTokenError(RuntimeError):
+    """The server has no hub token (not started by JupyterHub)."""
+
+
+def server_token() -> str:
+    """The server's own hub token, the ``servicex.yaml`` token; ServerTokenError naming the variable if unset."""
+    token = os.environ.get(TOKEN_VARIABLE, "")
+    if not token:
+        raise ServerTokenError(f"{TOKEN_VARIABLE} is not set: not a server started by JupyterHub")
+    return token
 
 
 def write_private_atomically(path: Path, text: str) -> None:
@@ -53,8 +69,8 @@ def main() -> int:
         )
         return 1
     try:
-        token = current_access_token()
-    except AccessTokenError as err:
+        token = server_token()
+    except ServerTokenError as err:
         print(f"af.user_server.servicex_config: {err}", file=sys.stderr)
         return 1
     path = write_servicex_config(Path.home(), endpoint, token)

@@ -1,10 +1,10 @@
-"""Keeps ``~/servicex.yaml`` carrying the user's current IAM access token while their server runs.
+"""Keeps ``~/servicex.yaml`` pointing at the facility's ServiceX with the server's hub token while it runs.
 
-The file written at spawn holds the token of that moment, which expires. This Jupyter server extension asks the
-hub for the current token (`af.user_server.access_token.current_access_token`; the hub refreshes an expired token on the way)
-when the server starts and every ``ServiceXConfigRefresher.interval`` seconds after, and rewrites the file
-(atomically, mode 0600) whenever the token or the endpoint changed. It does nothing when no endpoint is set
-(``AF_SERVICEX_ENDPOINT``, given to servers by the hub when ``servicex.endpoint`` is configured).
+The token is the server's own (`af.user_server.servicex_config.server_token`), which the ServiceX service
+exchanges for access tokens. This Jupyter server extension writes the file when the server starts and checks it
+every ``ServiceXConfigRefresher.interval`` seconds after: a file deleted, edited, written by an older server (an
+earlier token) or with another mode is rewritten (atomically, mode 0600). It does nothing when no endpoint is set
+(``AF_SERVICEX_ENDPOINT``, given to servers by the hub when ServiceX is configured).
 
 Enabled in every server by ``jupyter_server_config.d/af.json`` (installed with the project). Configurable like
 any Jupyter server setting, e.g. in ``jupyter_server_config.json``:
@@ -27,23 +27,25 @@ from jupyter_server.serverapp import ServerApp
 from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from af.user_server.access_token import AccessTokenError, current_access_token
-from af.user_server.servicex_config import ENDPOINT_VARIABLE, write_private_atomically
+from af.user_server.servicex_config import (
+    ENDPOINT_VARIABLE,
+    ServerTokenError,
+    server_token,
+    write_private_atomically,
+)
 from hub_config.servicex import servicex_yaml
 
 CONFIG_NAME = "servicex.yaml"
 
 
 class ServiceXConfigRefresher(LoggingConfigurable):
-    """Rewrites the ServiceX client configuration with the user's current access token."""
+    """Rewrites the ServiceX client configuration with the server's hub token."""
 
     endpoint = Unicode(help="ServiceX endpoint written into the file (default: $AF_SERVICEX_ENDPOINT).").tag(
         config=True
     )
     path = Unicode(help="The file to keep fresh (default: ~/servicex.yaml).").tag(config=True)
-    interval = Float(
-        60.0, help="Seconds between two checks of the token (the hub refreshes it when it has expired)."
-    ).tag(config=True)
+    interval = Float(60.0, help="Seconds between two checks of the file.").tag(config=True)
 
     @default("endpoint")
     def _default_endpoint(self) -> str:
@@ -56,10 +58,10 @@ class ServiceXConfigRefresher(LoggingConfigurable):
     def refresh(self) -> bool:
         """Write the file if its content (token, endpoint) or its mode is not the current one; True if written.
 
-        Raises AccessTokenError when the hub cannot give a token.
+        Raises ServerTokenError when the server has no hub token.
         """
         path = Path(self.path)
-        text = servicex_yaml(self.endpoint, current_access_token())
+        text = servicex_yaml(self.endpoint, server_token())
         try:
             unchanged = path.read_text() == text and stat.S_IMODE(path.stat().st_mode) == 0o600
         except FileNotFoundError:
@@ -74,13 +76,12 @@ class ServiceXConfigRefresher(LoggingConfigurable):
         last_error = ""
         while True:
             try:
-                # current_access_token blocks on an HTTP request to the hub: not in the server's event loop.
                 if await asyncio.to_thread(self.refresh):
                     self.log.info(
-                        "af.user_server.servicex_refresh: wrote %s with the current access token", self.path
+                        "af.user_server.servicex_refresh: wrote %s with the server's token", self.path
                     )
                 last_error = ""
-            except (AccessTokenError, OSError) as err:
+            except (ServerTokenError, OSError) as err:
                 if str(err) != last_error:  # once per kind of failure, not every interval
                     self.log.warning(
                         "af.user_server.servicex_refresh: could not update %s: %s", self.path, err

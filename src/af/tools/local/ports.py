@@ -24,6 +24,18 @@ class Ports:
     gateway_web: int = 8789  # dask-gateway's HTTP proxy (API and dashboards)
     gateway_tcp: int = 8786  # dask-gateway's scheduler (TLS) proxy
     gateway_api: int = 8787  # dask-gateway's private API server
+    servicex: int = 8795  # the ServiceX service (af.servicex), behind the hub's proxy at /services/servicex/
+    dask_scheduler: int = 8796  # the ServiceX service's own dask scheduler (its transforms)
+    dask_dashboard: int = 8797  # that scheduler's HTTP (health)
+    dask_worker_dashboard: int = 8798  # its worker's HTTP (health)
+    s3: int = 8333  # SeaweedFS's S3 API: the ServiceX results
+    s3_grpc: int = 18333
+    seaweed_master: int = 9333  # SeaweedFS's master, volume server and filer (behind its S3 API)
+    seaweed_master_grpc: int = 19333
+    seaweed_volume: int = 8380
+    seaweed_volume_grpc: int = 18380
+    seaweed_filer: int = 8888
+    seaweed_filer_grpc: int = 18888
 
     @classmethod
     def free(cls) -> Ports:

@@ -1,5 +1,6 @@
 """Start and stop the local facility: development OIDC provider, configurable-http-proxy, JupyterHub,
-dask-gateway (local-process backend) and the dashboard guard, all on 127.0.0.1, all state in one folder.
+dask-gateway (local-process backend), the dashboard guard and ServiceX (af.tools.local.servicex: SeaweedFS, a dask
+scheduler and worker, the service), all on 127.0.0.1, all state in one folder.
 
 State folder layout (default ``state/``, git-ignored):
     secrets.json       generated secrets (cookie/crypt keys, service tokens, OIDC client secret), mode 0600
@@ -9,6 +10,7 @@ State folder layout (default ``state/``, git-ignored):
     pids.json          PID of every component started
     logs/*.log         one log per component
     hub/, gateway/, oidc/, homes/<user>/   the components' databases and keys, and the users' homes
+    servicex/          the ServiceX service's database, its S3 server's data (s3/), its dask worker's files
 
 Example:
     >>> facility = LocalFacility(Path("state"))  # doctest: +SKIP
@@ -39,6 +41,7 @@ import yaml
 
 import af.gateway
 import hub_config
+from af.tools.local import servicex
 from af.tools.local.containers import (
     INTERNAL_IP,
     MODE_FILE,
@@ -67,6 +70,7 @@ SECRET_NAMES = (
     "operator_token",
     "oidc_client_secret",
     "gateway_db_key",
+    *servicex.SECRET_NAMES,
 )
 
 
@@ -227,6 +231,9 @@ class LocalFacility:
         self.settings_overrides = dict(settings_overrides or {})
         self.access_token_ttl = access_token_ttl
         self.containers = containers
+        # the facility's own ServiceX, unless an external endpoint is given; not yet with users' code in
+        # containers (they would reach its loopback-only S3 and dask ports through slirp4netns)
+        self.servicex = not containers and "servicex.endpoint" not in self.settings_overrides
         saved = _read_json(self.state_dir / "ports.json", None)
         self.ports = ports or (Ports(**saved) if saved else Ports())
 
@@ -237,7 +244,9 @@ class LocalFacility:
 
     @property
     def components(self) -> tuple[str, ...]:
-        return CONTAINER_COMPONENTS if self.containers else COMPONENTS
+        if self.containers:
+            return CONTAINER_COMPONENTS
+        return COMPONENTS + (servicex.COMPONENTS if self.servicex else ())
 
     @property
     def internal_ip(self) -> str:
@@ -300,6 +309,7 @@ class LocalFacility:
             "gateway.service_url": f"http://127.0.0.1:{self.ports.guard}",
             "tutorials.source": str(self.tutorials or ""),
             "local.state_dir": str(self.state_dir),
+            **(servicex.settings(self.ports) if self.servicex else {}),
         }
         for dotted, value in {**this_run, **self.settings_overrides}.items():
             node = settings
@@ -310,7 +320,7 @@ class LocalFacility:
         return settings
 
     def _prepare(self) -> dict[str, str]:
-        for sub in ("logs", "hub", "gateway/clusters", "oidc", "homes"):
+        for sub in ("logs", "hub", "gateway/clusters", "oidc", "homes", "servicex/s3"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
         values = self.secrets()
@@ -359,6 +369,7 @@ class LocalFacility:
                 "AF_PORTS": json.dumps(self.ports.as_dict()),
                 "AF_OIDC_CLIENT_SECRET": values["oidc_client_secret"],
                 "AF_GATEWAY_API_TOKEN": values["gateway_token"],
+                "AF_SERVICEX_API_TOKEN": values["servicex_token"],
                 "AF_OPERATOR_TOKEN": values["operator_token"],
                 "AF_GATEWAY_DB_KEY": values["gateway_db_key"],
                 "JUPYTERHUB_CRYPT_KEY": values["crypt_key"],
@@ -373,13 +384,16 @@ class LocalFacility:
             env.update(self.containers.environment(self.state_dir))
         if component in ("gateway", "guard"):
             env["JUPYTERHUB_API_TOKEN"] = values["gateway_token"]
+        env.update(servicex.environment(component, values))
         return env
 
     # ---- processes ---------------------------------------------------------------------------------------
     def _commands(self) -> dict[str, list[str]]:
         p = self.ports
         podman = {"podman": self.containers.service_command(self.state_dir)} if self.containers else {}
+        days = float(self.settings().get("servicex", {}).get("results_days", 7))
         return {
+            **servicex.commands(self.state_dir, p, servicex.seaweedfs_env(), days),
             **podman,
             "oidc": ["node", str(PROVIDER_SCRIPT), str(self.state_dir / "oidc" / "config.json")],
             "proxy": [
@@ -415,6 +429,7 @@ class LocalFacility:
             # through the gateway's own proxy, which it starts after its API
             "gateway": f"http://{self.internal_ip}:{p.gateway_web}/services/dask-gateway/api/health",
             "guard": f"http://127.0.0.1:{p.guard}/services/dask-gateway/api/health",
+            **servicex.ready_urls(p),
         }
 
     def start_component(self, name: str, timeout: float = 120.0) -> int:
@@ -465,10 +480,16 @@ class LocalFacility:
         try:
             if self.containers:
                 self.containers.check_image()
+            if self.servicex:
+                servicex.weed_binary(servicex.seaweedfs_env())
             for name in self.components:
                 self.start_component(name)
             # The hub answers its health check before it has added the gateway's route to the proxy.
             _wait_http(f"{self.url}/services/dask-gateway/api/health", 60, lambda: None, limit=300)
+            if self.servicex:  # 401 (no token) once routed; the hub answers 404 before
+                _wait_http(f"{self.url}{servicex.PREFIX}/servicex", 60, lambda: None, limit=402)
+        except FileNotFoundError as err:
+            raise FacilityError(str(err)) from None
         except ContainerError as err:
             self.down()
             raise FacilityError(str(err)) from None
@@ -488,7 +509,7 @@ class LocalFacility:
         if containers and facility_id:
             remove_containers(facility_id, containers.environment(self.state_dir))
         started_by_components = descendants([pid for pid in self.pids().values() if _alive(pid)])
-        for name in reversed(CONTAINER_COMPONENTS):
+        for name in reversed(CONTAINER_COMPONENTS + servicex.COMPONENTS):
             pid = self.pids().get(name)
             if pid is not None and _alive(pid):
                 stopped.append(pid)
