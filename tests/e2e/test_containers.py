@@ -112,36 +112,39 @@ def test_server_runs_as_uid_1000_with_the_profile_limits(cfacility, chub):
     assert written.stat().st_uid == 1000
 
 
+# Busy processes in alice's server, in rounds of 3 s until the cgroup reports throttling: on a shared machine a
+# round may get less than one core in all (then nothing is throttled, and the next round tries again).
+CPU_ROUNDS = """
+import json, multiprocessing, time
+def stat():
+    fields = dict(line.split() for line in open("/sys/fs/cgroup/cpu/cpu.stat"))
+    return int(fields["nr_throttled"]), int(open("/sys/fs/cgroup/cpuacct/cpuacct.usage").read())
+def spin():
+    end = time.monotonic() + 3
+    while time.monotonic() < end:
+        pass
+rounds = []
+for _ in range(5):
+    throttled0, usage0 = stat()
+    start = time.monotonic()
+    workers = [multiprocessing.Process(target=spin) for _ in range(4)]
+    for w in workers: w.start()
+    for w in workers: w.join()
+    wall = time.monotonic() - start
+    throttled1, usage1 = stat()
+    rounds.append({"throttled": throttled1 - throttled0, "cores_used": (usage1 - usage0) / 1e9 / wall})
+    if rounds[-1]["throttled"]:
+        break
+print(json.dumps(rounds))
+"""
+
+
 def test_cpu_quota_is_measured(cfacility, chub):
     start_server(chub, "alice")
-    measured = json.loads(
-        in_server(
-            cfacility,
-            "alice",
-            """
-            import json, multiprocessing, time
-            def stat():
-                fields = dict(line.split() for line in open("/sys/fs/cgroup/cpu/cpu.stat"))
-                usage = int(open("/sys/fs/cgroup/cpuacct/cpuacct.usage").read())
-                return int(fields["nr_throttled"]), usage
-            def spin():
-                end = time.monotonic() + 4
-                while time.monotonic() < end:
-                    pass
-            throttled0, usage0 = stat()
-            start = time.monotonic()
-            workers = [multiprocessing.Process(target=spin) for _ in range(2)]
-            for w in workers: w.start()
-            for w in workers: w.join()
-            wall = time.monotonic() - start
-            throttled1, usage1 = stat()
-            print(json.dumps({"throttled": throttled1 - throttled0, "cores_used": (usage1 - usage0) / 1e9 / wall}))
-            """,
-        )
-    )
-    print(f"two busy processes under a 1-core profile: {measured}")
-    assert measured["throttled"] > 0, measured
-    assert measured["cores_used"] <= 1.1, measured
+    rounds = json.loads(in_server(cfacility, "alice", CPU_ROUNDS))
+    print(f"four busy processes under a 1-core profile: {rounds}")
+    assert rounds[-1]["throttled"] > 0, rounds
+    assert max(r["cores_used"] for r in rounds) <= 1.1, rounds
 
 
 def test_server_cannot_read_other_homes_or_the_state_folder(cfacility, chub):
