@@ -21,6 +21,7 @@ from .containers import HOME, home_volume, image, run
 NEEDS_SERVERS = {
     "04_remote_data": "needs the https, XRootD and rucio test servers on the host's loopback",
     "05_scaling_out": "needs a dask-gateway (the local facility)",
+    "07_servicex": "needs the facility's ServiceX service (the local facility)",
 }
 # fewer repetitions than a user's default, as in tests/notebooks
 PARAMETERS = {"02_physlite": {"REPEAT": 2}, "06_coffea": {"CHUNK_SIZE": 50}}

@@ -13,8 +13,8 @@ STORED = sorted(NOTEBOOKS.glob("*.ipynb"))
 TESTS = Path(__file__).resolve().parent
 
 
-def test_there_are_six_tutorials():
-    assert [path.stem.split("_")[0] for path in STORED] == ["01", "02", "03", "04", "05", "06"]
+def test_there_are_seven_tutorials():
+    assert [path.stem.split("_")[0] for path in STORED] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", STORED, ids=[path.stem for path in STORED])
