@@ -18,7 +18,7 @@ module_version() {
 KUBERNETES_VERSION=$(module_version kubernetes k8s.io/kubernetes)
 ETCD_VERSION=$(module_version etcd go.etcd.io/etcd/server/v3)
 COREDNS_VERSION=$(module_version coredns github.com/coredns/coredns)
-NETWORK_POLICIES_VERSION=$(module_version network-policies sigs.k8s.io/kube-network-policies)
+KUBE_ROUTER_VERSION=$(module_version kube-router github.com/cloudnativelabs/kube-router/v2)
 LOCAL_PATH_VERSION=$(module_version local-path-provisioner github.com/rancher/local-path-provisioner)
 
 # kube_minor_part N: field N of the Kubernetes version (1 = major, 2 = minor)
@@ -28,7 +28,6 @@ kube_minor_part() { echo "${KUBERNETES_VERSION#v}" | cut -d. -f"$1"; }
 IMAGE_PREFIX=localhost/physlite-cluster
 PAUSE_IMAGE=$IMAGE_PREFIX/pause:1
 COREDNS_IMAGE=$IMAGE_PREFIX/coredns:$COREDNS_VERSION
-NETWORK_POLICIES_IMAGE=$IMAGE_PREFIX/kube-network-policies:$NETWORK_POLICIES_VERSION
 LOCAL_PATH_IMAGE=$IMAGE_PREFIX/local-path-provisioner:$LOCAL_PATH_VERSION
 BUSYBOX_IMAGE=$IMAGE_PREFIX/busybox:1
 
@@ -62,7 +61,7 @@ cluster_build_dir() {
 	local hash
 	hash=$(cd "$CLUSTER_TOOLS" && {
 		find build.sh go.mod go.sum cmd modules -type f -print0 | sort -z | xargs -0 sha256sum
-		echo "$PAUSE_IMAGE $COREDNS_IMAGE $NETWORK_POLICIES_IMAGE $LOCAL_PATH_IMAGE $BUSYBOX_IMAGE"
+		echo "$PAUSE_IMAGE $COREDNS_IMAGE $LOCAL_PATH_IMAGE $BUSYBOX_IMAGE"
 	} | sha256sum | cut -c1-12)
 	echo "$CLUSTER_CACHE/k8s-$KUBERNETES_VERSION-$hash"
 }

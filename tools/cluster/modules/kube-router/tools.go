@@ -3,4 +3,4 @@
 // Package tools names the program built from this module, so that go mod tidy keeps its dependencies.
 package tools
 
-import _ "sigs.k8s.io/kube-network-policies/cmd"
+import _ "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"

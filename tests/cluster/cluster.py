@@ -1,0 +1,146 @@
+"""The single-node cluster of tools/cluster as the tests drive it: start/stop scripts, kubectl, host state."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = REPO / "tools" / "cluster"
+KUBECONFIG = REPO / "build" / "cluster" / "kubeconfig"
+NETNS = os.environ.get("CLUSTER_NETNS", "physlite-cluster")
+STATE = Path(os.environ.get("CLUSTER_STATE", "/var/lib/physlite-facility/cluster"))
+RUN = Path(os.environ.get("CLUSTER_RUN", "/run/physlite-cluster"))
+KUBELET_SYSCTLS = (
+    "vm.overcommit_memory",
+    "vm.panic_on_oom",
+    "kernel.panic",
+    "kernel.panic_on_oops",
+    "kernel.keys.root_maxkeys",
+    "kernel.keys.root_maxbytes",
+)
+
+
+def run_script(name: str, timeout: float) -> float:
+    """Run tools/cluster/<name>.sh, fail with its output when it fails; return the seconds it took.
+
+    Example: ``run_script("up", 600)``
+    """
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(TOOLS / f"{name}.sh")], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"tools/cluster/{name}.sh failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return time.monotonic() - started
+
+
+def pinned_kubernetes() -> str:
+    """The k8s.io/kubernetes version tools/cluster/modules/kubernetes/go.mod requires, e.g. ``v1.35.4``."""
+    go_mod = (TOOLS / "modules" / "kubernetes" / "go.mod").read_text()
+    return re.search(r"^require k8s.io/kubernetes (v\S+)", go_mod, re.M).group(1)
+
+
+def build_dir() -> Path:
+    """The cache folder of the current build (building it when absent)."""
+    result = subprocess.run([str(TOOLS / "build.sh")], capture_output=True, text=True, check=True, cwd=REPO)
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Cluster:
+    """A running cluster: its programs' folder and an admin kubectl."""
+
+    bin: Path
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None) -> str:
+        """Run kubectl with the admin kubeconfig; return stdout (AssertionError with stderr when it fails).
+
+        Example: ``cluster.kubectl("get", "nodes", "-o", "name")``
+        """
+        result = subprocess.run(
+            [str(self.bin / "kubectl"), "--kubeconfig", str(KUBECONFIG), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def json(self, *args: str) -> dict:
+        """``kubectl get ... -o json`` parsed."""
+        return json.loads(self.kubectl("get", *args, "-o", "json"))
+
+    def apply(self, manifest: str) -> None:
+        """``kubectl apply`` of a YAML text."""
+        self.kubectl("apply", "-f", "-", stdin=manifest)
+
+
+@dataclass(frozen=True)
+class HostState:
+    """What the cluster must leave as it found it on the host."""
+
+    iptables: str
+    ip6tables: str
+    routes: str
+    sysctls: dict[str, str]
+
+    @classmethod
+    def capture(cls) -> HostState:
+        """The host's firewall (without packet counters), routes and the kernel settings the kubelet changes."""
+        return cls(
+            iptables=_rules("iptables-save"),
+            ip6tables=_rules("ip6tables-save"),
+            routes=subprocess.run(
+                ["ip", "route", "show", "table", "all"], capture_output=True, text=True
+            ).stdout,
+            sysctls={key: _sysctl(key) for key in KUBELET_SYSCTLS},
+        )
+
+
+def _rules(command: str) -> str:
+    output = subprocess.run([command], capture_output=True, text=True, check=True).stdout
+    lines = [line for line in output.splitlines() if not line.startswith("#")]
+    return "\n".join(re.sub(r"\[\d+:\d+\]", "[-]", line) for line in lines)
+
+
+def _sysctl(key: str) -> str:
+    return subprocess.run(["sysctl", "-n", key], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def leftovers() -> list[str]:
+    """Everything of the cluster still on the host: processes, the namespace, mounts, cgroups, folders."""
+    found = []
+    marks = (str(STATE), str(RUN), "/var/cache/physlite-facility/cluster")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cgroups = (proc / "cgroup").read_text()
+        except OSError:
+            continue
+        if any(mark in cmdline for mark in marks) or ":/physlite-cluster/" in cgroups:
+            found.append(f"process {proc.name}: {cmdline.strip()}")
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"network namespace {line}" for line in netns.splitlines() if line.split()[0] == NETNS]
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mount_point = line.split()[4]
+        if mount_point.startswith((str(STATE), str(RUN))):
+            found.append(f"mount {mount_point}")
+    found += [f"cgroup {path}" for path in Path("/sys/fs/cgroup").glob("*/physlite-cluster")]
+    found += [
+        f"folder {path}"
+        for path in (RUN, STATE / "etcd", STATE / "kubelet", STATE / "volumes")
+        if path.exists()
+    ]
+    return found
