@@ -88,3 +88,14 @@ def test_alice_delivers_parquet_equal_to_uproot_and_bob_cannot_see_it(facility, 
     print("bob's client:", bob)
     assert request_id not in bob["requests"]
     assert bob["other"].startswith("ValueError") and "not found" in bob["other"], bob  # the client on a 404
+
+
+def test_up_without_seaweedfs_names_the_make_target(tmp_path, monkeypatch):
+    from af.tools.local.ports import Ports
+    from af.tools.local.runner import FacilityError, LocalFacility
+
+    monkeypatch.setenv("AF_SEAWEEDFS_ENV", str(tmp_path / "no-seaweedfs"))
+    facility = LocalFacility(tmp_path / "state", ports=Ports.free())
+    with pytest.raises(FacilityError, match="make seaweedfs-env"):
+        facility.up()
+    assert facility.pids() == {}, "nothing may have been started"

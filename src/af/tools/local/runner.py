@@ -488,7 +488,8 @@ class LocalFacility:
             _wait_http(f"{self.url}/services/dask-gateway/api/health", 60, lambda: None, limit=300)
             if self.servicex:  # 401 (no token) once routed; the hub answers 404 before
                 _wait_http(f"{self.url}{servicex.PREFIX}/servicex", 60, lambda: None, limit=402)
-        except FileNotFoundError as err:
+        except FileNotFoundError as err:  # a program not installed (SeaweedFS: `make seaweedfs-env`)
+            self.down()
             raise FacilityError(str(err)) from None
         except ContainerError as err:
             self.down()
