@@ -9,7 +9,8 @@ Modules: `settings_schema` (the settings' models), `settings` (load, validate), 
 (roles, operator account), `servicex`, `local_spawner` (platform "local" only).
 
 What `configure` needs from the environment (Kubernetes: from Secrets): the variables named by
-``auth.client_secret_env``, ``gateway.api_token_env`` and (optional) ``services.operator_token_env``, and
+``auth.client_secret_env``, ``gateway.api_token_env``, (optional) ``services.operator_token_env``, (with
+``servicex.facility``) ``servicex.api_token_env``, and
 ``JUPYTERHUB_CRYPT_KEY`` (auth_state encryption). It reads the issuer's discovery document at start-up.
 
 Platform "kubernetes" differs only in: ``KubeSpawner`` as spawner, profiles as a `profile_list` callable
