@@ -112,8 +112,8 @@ def test_server_runs_as_uid_1000_with_the_profile_limits(cfacility, chub):
     assert written.stat().st_uid == 1000
 
 
-# Busy processes in alice's server, in rounds of 3 s until the cgroup reports throttling: on a shared machine a
-# round may get less than one core in all (then nothing is throttled, and the next round tries again).
+# Busy processes in alice's server, in rounds of 3 s (at most 20) until the cgroup reports throttling: on a shared
+# machine a round may get less than one core in all (then nothing is throttled, and the next round tries again).
 CPU_ROUNDS = """
 import json, multiprocessing, time
 def stat():
@@ -124,7 +124,7 @@ def spin():
     while time.monotonic() < end:
         pass
 rounds = []
-for _ in range(5):
+for _ in range(20):
     throttled0, usage0 = stat()
     start = time.monotonic()
     workers = [multiprocessing.Process(target=spin) for _ in range(4)]
