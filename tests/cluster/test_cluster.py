@@ -7,13 +7,27 @@ The tests run in this order (the last one stops the cluster)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
 
-from .cluster import STATE, Cluster, HostState, leftovers, pinned_kubernetes, run_script
+from .cluster import REPO, STATE, TOOLS, Cluster, HostState, leftovers, pinned_kubernetes, run_script
 
 NAMESPACE = "cluster-test"
+
+
+def image_name(kind: str) -> str:
+    """The name `make images` gives the hub or notebook image (tools/images/build.py reads it from the chart)."""
+    sys.path.insert(0, str(REPO / "tools" / "images"))
+    try:
+        import build  # tools/images is a script folder, not a package
+    finally:
+        sys.path.pop(0)
+    return build.image_name(kind)
+
+
 BUSYBOX = "localhost/physlite-cluster/busybox:1"
 
 
@@ -164,6 +178,39 @@ spec:
     ok, output = fetch_from(web, "client", "web")
     assert ok, f"the allowed client was refused too: {output}"
     web.kubectl("delete", "networkpolicy", "-n", NAMESPACE, "web-from-clients")
+
+
+def test_images_of_make_images_run_on_the_node(cluster: Cluster):
+    """make cluster-load-images puts the notebook image on the node (nothing can be pulled); a pod runs it."""
+    notebook = image_name("notebook")
+    result = subprocess.run(
+        [str(TOOLS / "load-images.sh"), notebook, "localhost/physlite-cluster/not-built:1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "skipped localhost/physlite-cluster/not-built:1: podman has no such image" in result.stdout
+    assert f"skipped {notebook}" not in result.stdout, (
+        f"{notebook} is not built (make images): {result.stdout}"
+    )
+    cluster.kubectl("create", "namespace", NAMESPACE, check=False)
+    cluster.apply(
+        f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: notebook, namespace: {NAMESPACE}}}
+spec:
+  restartPolicy: Never
+  containers:
+    - name: main
+      image: {notebook}
+      imagePullPolicy: Never
+      command: [python, -c, "import physlite; print('physlite', physlite.__name__)"]
+"""
+    )
+    assert wait_phase(cluster, "notebook", ("Succeeded", "Failed"), seconds=300) == "Succeeded"
+    assert "physlite physlite" in cluster.kubectl("logs", "-n", NAMESPACE, "notebook")
 
 
 def test_cluster_down_leaves_nothing(cluster: Cluster, host_before: HostState):
