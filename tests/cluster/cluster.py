@@ -93,6 +93,7 @@ class HostState:
     ip6tables: str
     routes: str
     sysctls: dict[str, str]
+    kubelet_host_paths: frozenset[str]
 
     @classmethod
     def capture(cls) -> HostState:
@@ -104,7 +105,21 @@ class HostState:
                 ["ip", "route", "show", "table", "all"], capture_output=True, text=True
             ).stdout,
             sysctls={key: _sysctl(key) for key in KUBELET_SYSCTLS},
+            kubelet_host_paths=frozenset(_kubelet_host_paths()),
         )
+
+
+# Host paths the kubelet writes whatever its root folder is (pod log links, device-plugin sockets).
+KUBELET_HOST_PATHS = (Path("/var/log/containers"), Path("/var/log/pods"), Path("/var/lib/kubelet"))
+
+
+def _kubelet_host_paths() -> list[str]:
+    """The kubelet's fixed host paths that exist, with what is in them."""
+    found = []
+    for path in KUBELET_HOST_PATHS:
+        if path.exists():
+            found += [str(path), *(str(child) for child in path.rglob("*"))]
+    return found
 
 
 def _rules(command: str) -> str:

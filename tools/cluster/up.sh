@@ -32,7 +32,7 @@ kubectl() { "$bin/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 
 mkdir -p "$CLUSTER_RUN/pids" "$CLUSTER_OUT/logs" "$CLUSTER_STATE"
 ln -sfn "$bin/kubectl" "$CLUSTER_OUT/kubectl"  # the matching kubectl, for people and tests
-rm -rf "${CLUSTER_STATE:?}"/{etcd,kubelet,pki,volumes,cni}
+rm -rf "${CLUSTER_STATE:?}"/{etcd,kubelet,pki,volumes,cni,pod-logs}
 mkdir -p "$CLUSTER_STATE/volumes" "$CLUSTER_STATE/cni/net.d" "$CLUSTER_STATE/containerd"
 
 # kernel-wide settings the kubelet changes: kept for cluster-down
@@ -126,8 +126,10 @@ for hierarchy in /sys/fs/cgroup/*/; do
 	[ -e "$hierarchy/cgroup.procs" ] && mkdir -p "$hierarchy/physlite-cluster"
 done
 echo "# no upstream resolvers: nothing leaves this machine" > "$CLUSTER_RUN/resolv.conf"
+# host paths the kubelet uses whatever its root folder is; cluster-down removes the ones it creates
+for path in /var/log/containers /var/lib/kubelet; do [ -e "$path" ] || echo "$path"; done > "$CLUSTER_RUN/host-paths-made"
 sed -e "s|@PKI@|$pki|g; s|@DNS@|$DNS_SERVICE_IP|g; s|@SOCK@|$containerd_sock|g; s|@RUN@|$CLUSTER_RUN|g" \
-	"$here/config/kubelet.yaml" > "$CLUSTER_RUN/kubelet.yaml"
+	-e "s|@STATE@|$CLUSTER_STATE|g" "$here/config/kubelet.yaml" > "$CLUSTER_RUN/kubelet.yaml"
 start kubelet "$bin/kubelet" --config "$CLUSTER_RUN/kubelet.yaml" --kubeconfig "$pki/kubelet.kubeconfig" \
 	--root-dir "$CLUSTER_STATE/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
 sed -e "s|@PKI@|$pki|g; s|@POD_CIDR@|$POD_CIDR|g; s|@NODE@|$NODE_NAME|g" \
