@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 def af_health(facility, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "af.cli", "health", "--url", facility.url, *args],
+        [sys.executable, "-m", "af.tools.cli", "health", "--url", facility.url, *args],
         capture_output=True,
         text=True,
         timeout=600,
