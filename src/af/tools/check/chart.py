@@ -160,7 +160,9 @@ def render(repo: Repo, chart_dir: Path, path: Path | None) -> tuple[Rendered | N
         rendered.documents(), f"{repo.rel(repo.chart)}/templates (values {label})"
     )
     findings += netpol.check_network_policies(
-        rendered.documents(), merged, f"{repo.rel(repo.chart)}/templates/networkpolicies.yaml (values {label})"
+        rendered.documents(),
+        merged,
+        f"{repo.rel(repo.chart)}/templates/networkpolicies.yaml (values {label})",
     )
     return rendered, findings
 

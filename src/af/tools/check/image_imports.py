@@ -45,6 +45,7 @@ LOCAL_ONLY = {
     "hub_config/container_spawner.py": "the local facility's container spawner (group local-containers)",
 }
 
+
 @dataclass(frozen=True)
 class Import:
     """A top-level module name imported at ``where`` (file and line, or notebook cell and line)."""
