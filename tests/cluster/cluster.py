@@ -93,7 +93,7 @@ class HostState:
     ip6tables: str
     routes: str
     sysctls: dict[str, str]
-    kubelet_host_paths: frozenset[str]
+    node_host_paths: frozenset[str]
 
     @classmethod
     def capture(cls) -> HostState:
@@ -105,18 +105,28 @@ class HostState:
                 ["ip", "route", "show", "table", "all"], capture_output=True, text=True
             ).stdout,
             sysctls={key: _sysctl(key) for key in KUBELET_SYSCTLS},
-            kubelet_host_paths=frozenset(_kubelet_host_paths()),
+            node_host_paths=frozenset(_node_host_paths()),
         )
 
 
-# Host paths the kubelet writes whatever its root folder is (pod log links, device-plugin sockets).
-KUBELET_HOST_PATHS = (Path("/var/log/containers"), Path("/var/log/pods"), Path("/var/lib/kubelet"))
+# Host paths the node's programs use whatever their settings say (shim sockets, runc state, device-plugin
+# sockets, pod log links): the cluster must leave them as it found them.
+NODE_HOST_PATHS = tuple(
+    Path(path)
+    for path in (
+        "/run/containerd",
+        "/opt/containerd",
+        "/var/lib/kubelet",
+        "/var/log/containers",
+        "/var/log/pods",
+    )
+)
 
 
-def _kubelet_host_paths() -> list[str]:
-    """The kubelet's fixed host paths that exist, with what is in them."""
+def _node_host_paths() -> list[str]:
+    """The node programs' fixed host paths that exist, with what is in them."""
     found = []
-    for path in KUBELET_HOST_PATHS:
+    for path in NODE_HOST_PATHS:
         if path.exists():
             found += [str(path), *(str(child) for child in path.rglob("*"))]
     return found

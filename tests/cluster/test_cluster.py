@@ -221,4 +221,4 @@ def test_cluster_down_leaves_nothing(cluster: Cluster, host_before: HostState):
     assert after.routes == host_before.routes
     assert after.iptables == host_before.iptables
     assert after.ip6tables == host_before.ip6tables
-    assert after.kubelet_host_paths == host_before.kubelet_host_paths
+    assert after.node_host_paths == host_before.node_host_paths

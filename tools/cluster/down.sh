@@ -77,21 +77,15 @@ for hierarchy in /sys/fs/cgroup/*/; do
 	[ -d "$hierarchy/physlite-cluster" ] && find "$hierarchy/physlite-cluster" -depth -type d -exec rmdir {} + 2>/dev/null
 done
 
-# the kubelet's fixed host paths: its links to the pods' logs, and the folders it created
-find /var/log/containers -maxdepth 1 -type l -lname "$CLUSTER_STATE/*" -delete 2>/dev/null
+# the mount points of the node's private folders that up.sh created on the host (empty now)
 if [ -f "$CLUSTER_RUN/host-paths-made" ]; then
-	while IFS= read -r path; do
-		case $path in
-		/var/log/containers) rmdir "$path" 2>/dev/null ;;
-		/var/lib/kubelet) rm -rf "$path" ;;
-		esac
-	done < "$CLUSTER_RUN/host-paths-made"
+	while IFS= read -r path; do rmdir "$path" 2>/dev/null; done < "$CLUSTER_RUN/host-paths-made"
 fi
 
 if [ -f "$CLUSTER_RUN/sysctls.saved" ]; then
 	while IFS= read -r setting; do sysctl -q -w "$setting" >/dev/null; done < "$CLUSTER_RUN/sysctls.saved"
 fi
 
-rm -rf "${CLUSTER_STATE:?}"/{etcd,kubelet,pki,volumes,cni,pod-logs} "$CLUSTER_RUN"
+rm -rf "${CLUSTER_STATE:?}"/{etcd,kubelet,pki,volumes,cni,pod-logs,private} "$CLUSTER_RUN"
 rm -f "$KUBECONFIG_ADMIN" "$CLUSTER_OUT/kubectl"
 log "down: no process, namespace, mount or rule of the cluster is left"

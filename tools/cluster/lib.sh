@@ -51,6 +51,10 @@ DNS_SERVICE_IP=10.96.0.10
 # the API server on the host's loopback (forwarded into the namespace by nsforward)
 CLUSTER_API_PORT=${CLUSTER_API_PORT:-16443}
 
+# Host paths that the node's programs use whatever their settings say: bind-mounted from
+# $CLUSTER_STATE/private inside the node's mount namespace (up.sh), so nothing lands on the host's.
+NODE_PRIVATE_PATHS="/run/containerd /var/lib/kubelet /var/log/containers /var/log/pods /opt/containerd"
+
 # Kernel settings the kubelet changes on start (they are not per network namespace): saved by up.sh,
 # restored by down.sh.
 KUBELET_SYSCTLS="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops

@@ -32,7 +32,7 @@ kubectl() { "$bin/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 
 mkdir -p "$CLUSTER_RUN/pids" "$CLUSTER_OUT/logs" "$CLUSTER_STATE"
 ln -sfn "$bin/kubectl" "$CLUSTER_OUT/kubectl"  # the matching kubectl, for people and tests
-rm -rf "${CLUSTER_STATE:?}"/{etcd,kubelet,pki,volumes,cni,pod-logs}
+rm -rf "${CLUSTER_STATE:?}"/{etcd,kubelet,pki,volumes,cni,pod-logs,private}
 mkdir -p "$CLUSTER_STATE/volumes" "$CLUSTER_STATE/cni/net.d" "$CLUSTER_STATE/containerd"
 
 # kernel-wide settings the kubelet changes: kept for cluster-down
@@ -59,6 +59,15 @@ echo $! > "$CLUSTER_RUN/pids/holder"
 for _ in $(seq 50); do
 	[ "$(readlink "/proc/$(cat "$CLUSTER_RUN/pids/holder")/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] && break
 	sleep 0.1
+done
+
+# Paths that containerd (shim sockets), runc and the kubelet (device plugins, log links) use whatever their
+# settings say are private folders of the node's mount namespace; only their empty mount points, which
+# cluster-down removes when it made them, appear on the host.
+for path in $NODE_PRIVATE_PATHS; do
+	[ -e "$path" ] || echo "$path" >> "$CLUSTER_RUN/host-paths-made"
+	mkdir -p "$path" "$CLUSTER_STATE/private$path"
+	in_node mount --bind "$CLUSTER_STATE/private$path" "$path"
 done
 
 # start NAME CMD...: run CMD inside the node, log to build/cluster/logs/NAME.log
@@ -126,8 +135,6 @@ for hierarchy in /sys/fs/cgroup/*/; do
 	[ -e "$hierarchy/cgroup.procs" ] && mkdir -p "$hierarchy/physlite-cluster"
 done
 echo "# no upstream resolvers: nothing leaves this machine" > "$CLUSTER_RUN/resolv.conf"
-# host paths the kubelet uses whatever its root folder is; cluster-down removes the ones it creates
-for path in /var/log/containers /var/lib/kubelet; do [ -e "$path" ] || echo "$path"; done > "$CLUSTER_RUN/host-paths-made"
 sed -e "s|@PKI@|$pki|g; s|@DNS@|$DNS_SERVICE_IP|g; s|@SOCK@|$containerd_sock|g; s|@RUN@|$CLUSTER_RUN|g" \
 	-e "s|@STATE@|$CLUSTER_STATE|g" "$here/config/kubelet.yaml" > "$CLUSTER_RUN/kubelet.yaml"
 start kubelet "$bin/kubelet" --config "$CLUSTER_RUN/kubelet.yaml" --kubeconfig "$pki/kubelet.kubeconfig" \
