@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 
@@ -31,6 +33,32 @@ def wait_for_port(
     raise RuntimeError(
         f"server on 127.0.0.1:{port} did not come up (exit code {process and process.poll()}): {detail}"
     )
+
+
+def wait_for_http(
+    url: str,
+    process: subprocess.Popen,
+    log: Path,
+    what: str,
+    timeout: float = 60.0,
+    error_answers: bool = True,
+) -> None:
+    """Wait until `url` answers (an HTTP error status counts as an answer when `error_answers`); stop `process`
+    and raise naming `what` with the tail of `log` if it exits or `timeout` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except urllib.error.HTTPError:
+            if error_answers:
+                return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise RuntimeError(f"{what} did not start: {log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.3)
 
 
 def openssl_self_signed(cert: Path, key: Path, subject: str, *extra: str) -> None:

@@ -8,13 +8,12 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers.common import free_port, stop
+from servers.common import free_port, stop, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,17 +85,5 @@ def start_hub(run: Path, service: str) -> MinimalHub:
         env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=run,
     )  # fmt: skip
     api_url = f"http://127.0.0.1:{ports['hub_port']}/hub/api"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{api_url}/", timeout=2).close()
-            break
-        except urllib.error.HTTPError:
-            break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            raise RuntimeError(f"JupyterHub did not start: {(run / 'hub.log').read_text()[-3000:]}")
-        time.sleep(0.3)
+    wait_for_http(f"{api_url}/", process, run / "hub.log", "JupyterHub", timeout=90)
     return MinimalHub(api_url, admin_token, process)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers.common import free_port, stop
+from servers.common import free_port, stop, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
 RUCIO_ENV = Path(os.environ.get("PHYSLITE_RUCIO_ENV", REPO / "build" / "rucioenv"))
@@ -113,18 +111,7 @@ def start_rucio(run: Path) -> RucioServer:
         cwd=run,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=2) as answer:
-                if answer.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            raise RuntimeError(f"rucio server did not start: {(run / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.2)
+    wait_for_http(f"{url}/ping", process, run / "server.log", "rucio server", error_answers=False)
     client_config = run / "client.cfg"
     client_config.write_text(CLIENT_CONFIG.format(url=url, username=USERNAME, password=PASSWORD, run=run))
     return RucioServer(url, run, client_config, process)

@@ -7,12 +7,10 @@ import os
 import secrets
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers.common import free_port, stop
+from servers.common import free_port, stop, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
 SEAWEEDFS_ENV = Path(os.environ.get("AF_SEAWEEDFS_ENV", REPO / "build" / "seaweedfsenv"))
@@ -51,19 +49,8 @@ def start_seaweedfs(run: Path) -> SeaweedFS:
     environment = {**os.environ, "AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}
     process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT, cwd=run)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
-    deadline = time.monotonic() + 60
-    while True:  # ready when the S3 API answers (a 403 for an anonymous listing is an answer)
-        try:
-            urllib.request.urlopen(endpoint, timeout=2).close()
-            break
-        except urllib.error.HTTPError:
-            break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            raise RuntimeError(f"SeaweedFS did not start: {(run / 'weed.log').read_text()[-2000:]}")
-        time.sleep(0.3)
+    # ready when the S3 API answers (a 403 for an anonymous listing is an answer)
+    wait_for_http(endpoint, process, run / "weed.log", "SeaweedFS")
     server = SeaweedFS(endpoint, access, secret, process)
     _wait_writable(server)
     return server
