@@ -163,6 +163,10 @@ def leftovers() -> list[str]:
         if mount_point.startswith((str(STATE), str(RUN))):
             found.append(f"mount {mount_point}")
     found += [f"cgroup {path}" for path in Path("/sys/fs/cgroup").glob("*/physlite-cluster")]
+    # results that CNI caches for the node's networks (named in tools/cluster/config/cni.conflist and by
+    # containerd's loopback); podman's share the folder
+    found += [f"CNI result {path}" for path in Path("/var/lib/cni/results").glob("pods-*")]
+    found += [f"CNI result {path}" for path in Path("/var/lib/cni/results").glob("cni-loopback-*")]
     found += [
         f"folder {path}"
         for path in (RUN, STATE / "etcd", STATE / "kubelet", STATE / "volumes")

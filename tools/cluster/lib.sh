@@ -51,9 +51,10 @@ DNS_SERVICE_IP=10.96.0.10
 # the API server on the host's loopback (forwarded into the namespace by nsforward)
 CLUSTER_API_PORT=${CLUSTER_API_PORT:-16443}
 
-# Host paths that the node's programs use whatever their settings say: bind-mounted from
+# Host paths that the node's programs use whatever their settings say (CNI caches its results in
+# /var/lib/cni, shared with podman on the host): bind-mounted from
 # $CLUSTER_STATE/private inside the node's mount namespace (up.sh), so nothing lands on the host's.
-NODE_PRIVATE_PATHS="/run/containerd /var/lib/kubelet /var/log/containers /var/log/pods /opt/containerd"
+NODE_PRIVATE_PATHS="/run/containerd /var/lib/kubelet /var/log/containers /var/log/pods /opt/containerd /var/lib/cni"
 
 # Kernel settings the kubelet changes on start (they are not per network namespace): saved by up.sh,
 # restored by down.sh.
