@@ -16,27 +16,19 @@ import uuid
 
 import pytest
 
-from af.tools.check.startup import OFFLINE_KUBECONFIG, gateway_job
+from af.tools.check.startup import GATEWAY_CHART_PRELUDE, GATEWAY_VALUES_ENV, OFFLINE_KUBECONFIG, gateway_job
 
 from .containers import home_volume, image, remove, run_args
 
-CHART_PRELUDE = """
-import json, os
-from dask_gateway_server.backends.kubernetes import KubeBackend
-properties = {"gateway": json.loads(os.environ["TEST_GATEWAY_VALUES"])}
-def get_property(key, default=None):
-    value = properties
-    for part in key.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return default
-        value = value[part]
-    return value
-c.DaskGateway.backend_class = KubeBackend
-c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
+# the chart's own configuration, then what its deployment sets (traefik manages the proxy, the instance is named
+# after the release: fullnameOverride dask-gateway)
+CHART_PRELUDE = (
+    GATEWAY_CHART_PRELUDE
+    + """
 c.Proxy.externally_managed = True
-# the chart names the instance after its release (fullnameOverride: dask-gateway)
 c.KubeBackend.gateway_instance = "dask-gateway"
 """
+)
 EXPECTED = (
     "Authenticator: 'af.gateway.server_config.FacilityHubAuthenticator'",
     "Backend: 'af.gateway.limits.LimitedKubeBackend'",
@@ -53,7 +45,7 @@ def test_gateway_server_starts_from_the_hub_image_with_the_charts_config(rendere
     kubeconfig.write_text(OFFLINE_KUBECONFIG)
     env = {
         **job.env,
-        "TEST_GATEWAY_VALUES": json.dumps(job.payload["gateway"]),
+        GATEWAY_VALUES_ENV: json.dumps(job.payload["gateway"]),
         "KUBECONFIG": "/etc/kubeconfig",
     }
     container = f"af-test-gateway-{uuid.uuid4().hex[:8]}"

@@ -123,18 +123,10 @@ def apply_z2jh_singleuser(c, singleuser):
 HEALTH_USER_POD = "(health check user)"
 
 def run_gateway(job):
-    properties = {"gateway": job["gateway"]}
-    def get_property(key, default=None):
-        value = properties
-        for part in key.split("."):
-            if not isinstance(value, dict) or part not in value:
-                return default
-            value = value[part]
-        return value
+    os.environ[job["values_env"]] = json.dumps(job["gateway"])
     c = Config()
-    c.DaskGateway.backend_class = "dask_gateway_server.backends.kubernetes.KubeBackend"
-    c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
-    scope = {"c": c, "get_property": get_property, "__name__": "__config__"}
+    scope = {"c": c, "__name__": "__config__"}
+    exec(compile(job["chart_prelude"], "dask-gateway chart's configuration", "exec"), scope)
     for name, snippet in sorted(job["extra_config"].items()):
         exec(compile(snippet, "gateway.extraConfig." + name, "exec"), scope)
     from dask_gateway_server.backends.kubernetes import KubeBackend
@@ -203,6 +195,25 @@ def hub_job(
     return Job("hub", blame, values, payload, env)
 
 
+GATEWAY_VALUES_ENV = "AF_CHECK_GATEWAY_VALUES"
+# What the dask-gateway chart's own configuration file sets before the values' extraConfig: the Kubernetes backend,
+# hub authentication and `get_property` over the chart's `gateway` values (here read, as JSON, from the variable
+# GATEWAY_VALUES_ENV).
+GATEWAY_CHART_PRELUDE = f"""
+import json, os
+properties = {{"gateway": json.loads(os.environ["{GATEWAY_VALUES_ENV}"])}}
+def get_property(key, default=None):
+    value = properties
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return default
+        value = value[part]
+    return value
+c.DaskGateway.backend_class = "dask_gateway_server.backends.kubernetes.KubeBackend"
+c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
+"""
+
+
 def gateway_job(values: Mapping[str, Any], documents: list[dict[str, Any]], blame: str) -> Job:
     """The gateway server's start-up: its extraConfig, its chart values and ``gateway.env``."""
     gateway = values.get("dask-gateway") or {}
@@ -221,7 +232,13 @@ def gateway_job(values: Mapping[str, Any], documents: list[dict[str, Any]], blam
                 env[entry["name"]] = value
         else:
             env[entry["name"]] = str(entry.get("value", PLACEHOLDER))
-    return Job("gateway", blame, values, {"gateway": chart_values, "extra_config": extra}, env)
+    payload = {
+        "gateway": chart_values,
+        "extra_config": extra,
+        "chart_prelude": GATEWAY_CHART_PRELUDE,
+        "values_env": GATEWAY_VALUES_ENV,
+    }
+    return Job("gateway", blame, values, payload, env)
 
 
 def _judge(job: Job, result: dict[str, Any]) -> list[Finding]:
