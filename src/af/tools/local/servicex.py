@@ -28,12 +28,13 @@ COMPONENTS = ("seaweedfs", "dask-scheduler", "dask-worker", "servicex")
 SECRET_NAMES = ("servicex_token", "servicex_secret", "s3_secret_key")
 S3_ADMIN = "admin"
 SEAWEEDFS_ENV_VARIABLE = "AF_SEAWEEDFS_ENV"
-SEAWEEDFS_ENV = Path(__file__).resolve().parents[4] / "build" / "seaweedfsenv"
+# relative to the current folder (make runs from the checkout and exports the variable), never to this file
+SEAWEEDFS_ENV = Path("build") / "seaweedfsenv"
 PREFIX = "/services/servicex"
 
 
 def seaweedfs_env() -> Path:
-    """The virtual environment holding SeaweedFS's `weed` ($AF_SEAWEEDFS_ENV, else build/seaweedfsenv)."""
+    """The virtual environment holding SeaweedFS's `weed` ($AF_SEAWEEDFS_ENV, else ./build/seaweedfsenv)."""
     return Path(os.environ.get(SEAWEEDFS_ENV_VARIABLE) or SEAWEEDFS_ENV)
 
 
