@@ -13,6 +13,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools" / "cluster"
 KUBECONFIG = REPO / "build" / "cluster" / "kubeconfig"
+KUBE_CACHE = REPO / "build" / "cluster" / "kube-cache"  # kubectl's discovery cache, not in ~/.kube
 NETNS = os.environ.get("CLUSTER_NETNS", "physlite-cluster")
 STATE = Path(os.environ.get("CLUSTER_STATE", "/var/lib/physlite-facility/cluster"))
 RUN = Path(os.environ.get("CLUSTER_RUN", "/run/physlite-cluster"))
@@ -66,7 +67,14 @@ class Cluster:
         Example: ``cluster.kubectl("get", "nodes", "-o", "name")``
         """
         result = subprocess.run(
-            [str(self.bin / "kubectl"), "--kubeconfig", str(KUBECONFIG), *args],
+            [
+                str(self.bin / "kubectl"),
+                "--kubeconfig",
+                str(KUBECONFIG),
+                "--cache-dir",
+                str(KUBE_CACHE),
+                *args,
+            ],
             capture_output=True,
             text=True,
             timeout=timeout,

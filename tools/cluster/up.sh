@@ -28,7 +28,8 @@ ip netns list | grep -qw "^$NETNS" && fail "network namespace $NETNS exists but 
 started=$(date +%s)
 bin="$("$here/build.sh")/bin"
 images="$(dirname "$bin")/images"
-kubectl() { "$bin/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+# discovery cache in build/cluster, not in ~/.kube
+kubectl() { "$bin/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" --cache-dir "$CLUSTER_OUT/kube-cache" "$@"; }
 
 mkdir -p "$CLUSTER_RUN/pids" "$CLUSTER_OUT/logs" "$CLUSTER_STATE"
 ln -sfn "$bin/kubectl" "$CLUSTER_OUT/kubectl"  # the matching kubectl, for people and tests
