@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .cluster import REPO, STATE, TOOLS, Cluster, HostState, leftovers, pinned_kubernetes, run_script
+from .cluster import NETNS, REPO, STATE, TOOLS, Cluster, HostState, leftovers, pinned_kubernetes, run_script
 
 NAMESPACE = "cluster-test"
 
@@ -106,6 +106,17 @@ def test_node_ready_at_the_pinned_version(cluster: Cluster):
     server = json.loads(cluster.kubectl("get", "--raw", "/version"))
     assert server["gitVersion"] == pinned_kubernetes() == node["status"]["nodeInfo"]["kubeletVersion"]
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+
+
+def test_host_firewall_and_routes_untouched_while_running(cluster: Cluster, host_before: HostState):
+    """The node's rules and routes (kube-proxy, kube-router, CNI) live only in its own network namespace."""
+    now = HostState.capture()
+    assert now.iptables == host_before.iptables
+    assert now.routes == host_before.routes
+    node_rules = subprocess.run(
+        ["ip", "netns", "exec", NETNS, "iptables-save"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "KUBE-SERVICES" in node_rules and "KUBE-ROUTER-FORWARD" in node_rules, node_rules[:2000]
 
 
 def test_pod_resolves_a_service_through_coredns_and_reaches_it(web: Cluster):
