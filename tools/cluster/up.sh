@@ -15,6 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 log() { echo "cluster: $*" >&2; }
 fail() {
 	log "$*"
+	log "what was started stays for inspection: make cluster-down removes it"
 	exit 1
 }
 [ "$(id -u)" = 0 ] || fail "needs root (network namespaces, mounts, cgroups)"
