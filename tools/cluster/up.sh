@@ -18,6 +18,7 @@ fail() {
 	log "what was started stays for inspection: make cluster-down removes it"
 	exit 1
 }
+trap 'log "failed at tools/cluster/up.sh line $LINENO (logs in $CLUSTER_OUT/logs); make cluster-down removes what was started"' ERR
 [ "$(id -u)" = 0 ] || fail "needs root (network namespaces, mounts, cgroups)"
 
 if [ -f "$CLUSTER_RUN/pids/holder" ] && kill -0 "$(cat "$CLUSTER_RUN/pids/holder")" 2>/dev/null; then
