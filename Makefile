@@ -29,6 +29,8 @@ help:
 	@echo "make lint        ruff"
 	@echo "make bench       benchmarks against uproot/coffea (writes build/bench/*.json)"
 	@echo "make check       offline validation of charts, Flux manifests and images"
+	@echo "make images      build the hub and notebook images with podman (tests/images runs them)"
+	@echo "make cluster     a single-node Kubernetes from upstream Go modules (make cluster-down removes it)"
 
 $(UV):
 	$(PYTHON) -m venv $(BUILD)/bootstrap
