@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--s3-endpoint", required=True, help="the results' S3 server, e.g. http://127.0.0.1:8333"
     )
+    parser.add_argument(
+        "--s3-public-endpoint",
+        default="",
+        help="the same S3 server as clients reach it, when not at --s3-endpoint (default: --s3-endpoint)",
+    )
     parser.add_argument("--results-days", type=float, default=7.0, help="days a request's results are kept")
     args = parser.parse_args(argv)
     if not args.hub_api:
@@ -64,7 +69,10 @@ async def serve(args: argparse.Namespace) -> None:
     store = Store(str(args.state / "servicex.sqlite"))
     (args.state / "servicex.sqlite").chmod(0o600)
     objects = ObjectStore(
-        args.s3_endpoint, os.environ["AF_SERVICEX_S3_ACCESS_KEY"], os.environ["AF_SERVICEX_S3_SECRET_KEY"]
+        args.s3_endpoint,
+        os.environ["AF_SERVICEX_S3_ACCESS_KEY"],
+        os.environ["AF_SERVICEX_S3_SECRET_KEY"],
+        public_endpoint=args.s3_public_endpoint,
     )
     if args.gateway:
         engine = await DaskEngine.gateway_cluster(args.max_workers, args.retries)

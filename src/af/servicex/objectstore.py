@@ -33,6 +33,8 @@ class ObjectStore:
     access_key: str
     secret_key: str
     region: str = "us-east-1"
+    # where clients reach the same server, when not at `endpoint` (e.g. from users' containers or pods)
+    public_endpoint: str = ""
     _user_credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def _client(self, kind: str):
@@ -47,11 +49,12 @@ class ObjectStore:
 
     @property
     def host(self) -> str:
-        return urlsplit(self.endpoint).netloc
+        """The S3 server's host:port as clients reach it (the transform status's ``minio-endpoint``)."""
+        return urlsplit(self.public_endpoint or self.endpoint).netloc
 
     @property
     def secure(self) -> bool:
-        return urlsplit(self.endpoint).scheme == "https"
+        return urlsplit(self.public_endpoint or self.endpoint).scheme == "https"
 
     def create_bucket(self, bucket: str) -> None:
         try:
