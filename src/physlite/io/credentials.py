@@ -109,8 +109,11 @@ def _write_private(target: Path, content: bytes) -> None:
 def store_token(token: str, path: str | os.PathLike | None = None) -> Path:
     """Store the user's access token where WLCG discovery finds it (0600), and make rucio use it.
 
-    The default place is $XDG_RUNTIME_DIR/bt_u<uid> (else /tmp/bt_u<uid>); $BEARER_TOKEN_FILE is pointed at
-    it and $RUCIO_AUTH_TYPE set to `oidc`, so that rucio, https and XRootD sources all present this token. An
+    The default place is $XDG_RUNTIME_DIR/bt_u<uid> (else /tmp/bt_u<uid>), where WLCG discovery finds it
+    without $BEARER_TOKEN_FILE, which is then unset: the `servicex` client sends a token named there instead of
+    its own ``servicex.yaml``'s, so setting it would lock the client out of the facility's ServiceX. Another
+    `path` is pointed at by $BEARER_TOKEN_FILE. $RUCIO_AUTH_TYPE is set to `oidc`, so that rucio, https and
+    XRootD sources all present this token. An
     access token expires: store the fresh one again (on the facility, :func:`store_facility_token` fetches it
     from the hub and fetches it again when it is about to expire).
 
@@ -121,14 +124,16 @@ def store_token(token: str, path: str | os.PathLike | None = None) -> Path:
     token = token.strip()
     if not token or not token.isascii() or any(character.isspace() for character in token):
         raise CredentialError("the bearer token must be one word of ASCII: pass the access token itself")
-    if path is None:
-        runtime = os.environ.get("XDG_RUNTIME_DIR")
-        path = Path(runtime) / f"bt_u{_uid()}" if runtime else Path(f"/tmp/bt_u{_uid()}")
-    target = Path(path)
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    default = Path(runtime) / f"bt_u{_uid()}" if runtime else Path(f"/tmp/bt_u{_uid()}")
+    target = Path(path) if path is not None else default
     _write_private(target, token.encode("ascii") + b"\n")
     os.environ.pop("BEARER_TOKEN", None)  # an older token in the variable would win over the file
     os.environ.pop(FACILITY_TOKEN_FILE, None)  # a token of the user's own: not to be replaced by the hub's
-    os.environ["BEARER_TOKEN_FILE"] = str(target)
+    if target == default:
+        os.environ.pop("BEARER_TOKEN_FILE", None)  # found by discovery; another file named there would win
+    else:
+        os.environ["BEARER_TOKEN_FILE"] = str(target)
     os.environ["RUCIO_AUTH_TYPE"] = "oidc"
     return target
 
