@@ -5,3 +5,13 @@ BENCH_REPEAT ?= 3
 .PHONY: bench-reader
 bench-reader: venv bench-data
 	$(PY) tools/bench/reader.py --file $(BENCH_DATA) --repeat $(BENCH_REPEAT) --json $(BUILD)/bench/reader.json
+
+# ServiceX: the facility's service (one 1-thread worker) delivering 20 columns with a cut to the real client,
+# against the same query through plain uproot, and the time to first file (writes build/bench/servicex.json).
+BENCH_TARGETS += bench-servicex
+SERVICEX_BENCH_COPIES ?= 4
+
+.PHONY: bench-servicex
+bench-servicex: venv bench-data seaweedfs-env
+	$(PY) tools/bench/servicex_delivery.py --file $(BENCH_DATA) --copies $(SERVICEX_BENCH_COPIES) \
+	  --repeat $(BENCH_REPEAT) --json $(BUILD)/bench/servicex.json

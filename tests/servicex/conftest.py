@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
-import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +14,10 @@ import pytest
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))  # the `servers` package lives in tests/
 
-from servers.common import free_port, stop  # noqa: E402
 from servers.minimal_hub import start_hub  # noqa: E402
 from servers.seaweedfs import start_seaweedfs  # noqa: E402
 
-from hub_config.servicex import servicex_yaml  # noqa: E402
+from tests.servicex.service_process import SERVICE, start_service, write_user_config  # noqa: E402
 
 # the remote-reading servers (nginx, XRootD, rucio) of tests/io, for DIDs
 _io = importlib.util.spec_from_file_location("io_servers_conftest", TESTS / "io" / "conftest.py")
@@ -34,8 +29,6 @@ served, nginx, xrootd, rucio = (
     _io_conftest.xrootd,
     _io_conftest.rucio,
 )
-
-SERVICE = "servicex"
 
 
 @pytest.fixture(scope="session")
@@ -63,60 +56,12 @@ def dask_scheduler(rucio):
         yield cluster.scheduler_address
 
 
-@dataclass
-class ServiceProcess:
-    """`python -m af.servicex` as the facility runs it; restartable with the same state."""
-
-    url: str
-    command: list[str]
-    environment: dict[str, str]
-    log: Path
-    process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command, env=self.environment, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.url}/servicex", timeout=2).close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the ServiceX service did not start: {self.log.read_text()[-3000:]}"
-                    ) from None
-                time.sleep(0.2)
-
-    def kill(self) -> None:
-        """Ends the process abruptly (SIGKILL), as a crash or an evicted pod would."""
-        self.process.kill()
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        stop(self.process)
-
-
 @pytest.fixture(scope="session")
 def servicex_service(tmp_path_factory, hub, seaweedfs, dask_scheduler, rucio):
     run = tmp_path_factory.mktemp("servicex")
-    port = free_port()
-    environment = {
-        **os.environ,
-        "JUPYTERHUB_API_URL": hub.api_url,
-        "AF_SERVICEX_SECRET": "test-secret-" + "x" * 20,
-        "AF_SERVICEX_S3_ACCESS_KEY": seaweedfs.access_key,
-        "AF_SERVICEX_S3_SECRET_KEY": seaweedfs.secret_key,
-        "RUCIO_CONFIG": str(rucio.client_config),
-    }
-    command = [
-        sys.executable, "-m", "af.servicex", "--listen", f"127.0.0.1:{port}", "--state", str(run / "state"),
-        "--scheduler", dask_scheduler, "--s3-endpoint", seaweedfs.endpoint, "--service-name", SERVICE,
-    ]  # fmt: skip
-    service = ServiceProcess(f"http://127.0.0.1:{port}", command, environment, run / "service.log")
-    service.start()
+    service = start_service(
+        run, hub, seaweedfs, dask_scheduler, environment={"RUCIO_CONFIG": str(rucio.client_config)}
+    )
     yield service
     service.stop()
 
@@ -156,9 +101,7 @@ class User:
 
 def _user(hub, service, tmp_path_factory, name: str) -> User:
     token = hub.user_token(name)
-    folder = tmp_path_factory.mktemp(f"home-{name}")
-    config = folder / "servicex.yaml"
-    config.write_text(servicex_yaml(service.url, token) + f"cache_path: {folder / 'cache'}\n")
+    config = write_user_config(tmp_path_factory.mktemp(f"home-{name}"), service.url, token)
     return User(name, token, config)
 
 

