@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
 import sys
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,11 @@ class FaultyServer:
     def url(self, mode: str, name: str, count: int = 0) -> str:
         """URL whose first `count` requests misbehave as `mode` (0: all of them); unique per call."""
         return f"http://127.0.0.1:{self.port}/{mode}/{count}/{uuid.uuid4().hex[:8]}/{name}"
+
+    def requests(self) -> dict[str, int]:
+        """The number of requests per URL path the server has answered so far."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as answer:
+            return json.load(answer)
 
     def stop(self) -> None:
         stop(self.process)

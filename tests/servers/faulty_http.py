@@ -11,11 +11,13 @@ byte, Content-Range saying so), lateshift (like wrongrange, but only after the f
 multipart (answers multi-range requests like nginx; the other modes answer them with the whole file, like S3),
 multitruncate (multipart, but the body breaks off halfway), redirect (307 to the same file under /ok/, with a
 signature in the query string), slow (sends the body in small pieces, slowly: a test kills the server meanwhile).
+GET /stats answers the number of requests per path so far (JSON), for tests that check what was read.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import threading
 import time
@@ -36,6 +38,10 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        if self.path == "/stats":
+            with self.lock:
+                self._answer(200, json.dumps(dict(self.seen)).encode(), {"Content-Type": "application/json"})
+            return
         parts = self.path.split("?", 1)[0].split("/", 4)
         if len(parts) != 5:
             self.send_error(404)

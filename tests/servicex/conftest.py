@@ -18,16 +18,18 @@ from servers.minimal_hub import start_hub  # noqa: E402
 from servers.seaweedfs import start_seaweedfs  # noqa: E402
 
 from tests.servicex.service_process import SERVICE, start_service, write_user_config  # noqa: E402
+from tests.servicex.transforms import RESULTS_SECONDS, RETRY_DELAY  # noqa: E402
 
 # the remote-reading servers (nginx, XRootD, rucio) of tests/io, for DIDs
 _io = importlib.util.spec_from_file_location("io_servers_conftest", TESTS / "io" / "conftest.py")
 _io_conftest = importlib.util.module_from_spec(_io)
 _io.loader.exec_module(_io_conftest)
-served, nginx, xrootd, rucio = (
+served, nginx, xrootd, rucio, faulty = (
     _io_conftest.served,
     _io_conftest.nginx,
     _io_conftest.xrootd,
     _io_conftest.rucio,
+    _io_conftest.faulty,
 )
 
 
@@ -60,8 +62,22 @@ def dask_scheduler(rucio):
 def servicex_service(tmp_path_factory, hub, seaweedfs, dask_scheduler, rucio):
     run = tmp_path_factory.mktemp("servicex")
     service = start_service(
-        run, hub, seaweedfs, dask_scheduler, environment={"RUCIO_CONFIG": str(rucio.client_config)}
-    )
+        run, hub, seaweedfs, dask_scheduler, "--retries", "2", "--retry-delay", str(RETRY_DELAY),
+        environment={"RUCIO_CONFIG": str(rucio.client_config)},
+    )  # fmt: skip
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def expiring_service(tmp_path_factory, hub, seaweedfs, dask_scheduler):
+    """A second service (own state, same hub, S3 and dask) whose results expire after RESULTS_SECONDS; a retry
+    waits longer than that."""
+    service = start_service(
+        tmp_path_factory.mktemp("servicex-expiring"), hub, seaweedfs, dask_scheduler,
+        "--results-days", str(RESULTS_SECONDS / 86400), "--expire-every", "0.5",
+        "--retries", "1", "--retry-delay", str(RESULTS_SECONDS + 1),
+    )  # fmt: skip
     yield service
     service.stop()
 
@@ -113,3 +129,9 @@ def alice(hub, servicex_service, tmp_path_factory) -> User:
 @pytest.fixture(scope="session")
 def bob(hub, servicex_service, tmp_path_factory) -> User:
     return _user(hub, servicex_service, tmp_path_factory, "bob")
+
+
+@pytest.fixture(scope="session")
+def carol(hub, expiring_service, tmp_path_factory) -> User:
+    """A user of the `expiring_service`."""
+    return _user(hub, expiring_service, tmp_path_factory, "carol")

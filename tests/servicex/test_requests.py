@@ -5,49 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
 import pytest
-from servicex.models import ResultDestination, ResultFormat, TransformRequest
 
-QUERY = '[{"treename": "CollectionTree", "filter_name": ["AnalysisElectronsAuxDyn.pt"]}]'
-
-
-def _submit(user, files: list[str] | None = None, did: str | None = None, title: str = "t") -> str:
-    request = TransformRequest(
-        title=title,
-        did=did,
-        file_list=files,
-        selection=QUERY,
-        codegen="uproot-raw",
-        result_destination=ResultDestination.object_store,
-        result_format=ResultFormat.parquet,
-    )
-    return asyncio.run(user.adapter().submit_transform(request))
-
-
-def _status(user, request_id: str):
-    return asyncio.run(user.adapter().get_transform_status(request_id))
-
-
-def _wait(user, request_id: str, until, timeout: float = 300):
-    deadline = time.monotonic() + timeout
-    while True:
-        status = _status(user, request_id)
-        if until(status):
-            return status
-        assert time.monotonic() < deadline, f"request {request_id} stuck: {status}"
-        time.sleep(0.5)
-
-
-def _finished(status) -> bool:
-    return status.status.value in ("Complete", "Fatal", "Canceled", "Bad Dataset")
+from tests.servicex.transforms import bucket_objects, finished, status_of, submit, wait_for
 
 
 def test_two_users_cannot_see_each_other(alice, bob, r22_path):
-    request_id = _submit(alice, [str(r22_path)], title="alice's")
-    status = _wait(alice, request_id, _finished)
+    request_id = submit(alice, [str(r22_path)], title="alice's")
+    status = wait_for(alice, request_id, finished)
     assert status.status.value == "Complete"
     for method, path in (
         ("GET", f"/servicex/transformation/{request_id}"),
@@ -58,7 +27,7 @@ def test_two_users_cannot_see_each_other(alice, bob, r22_path):
         assert bob.call(method, path).status_code == 404, (method, path)
     assert request_id not in [s.request_id for s in asyncio.run(bob.adapter().get_transforms())]
     # bob's S3 key (from his own status) reads nothing of alice's bucket; alice's reads it
-    bobs = _status(bob, _submit(bob, [str(r22_path)], title="bob's"))
+    bobs = status_of(bob, submit(bob, [str(r22_path)], title="bob's"))
     s3 = boto3.client("s3", endpoint_url=f"http://{bobs.minio_endpoint}", region_name="us-east-1",
                       aws_access_key_id=bobs.minio_access_key, aws_secret_access_key=bobs.minio_secret_key)  # fmt: skip
     with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
@@ -79,29 +48,48 @@ def test_two_users_cannot_see_each_other(alice, bob, r22_path):
 
 
 def test_identical_request_hits_the_cache(alice, r22_path):
-    first = _submit(alice, [str(r22_path)], title="cached")
-    _wait(alice, first, _finished)
-    assert _submit(alice, [str(r22_path)], title="cached") == first
+    first = submit(alice, [str(r22_path)], title="cached")
+    wait_for(alice, first, finished)
+    assert submit(alice, [str(r22_path)], title="cached") == first
 
 
-def test_cancel_stops_the_tasks(alice, r22_path):
-    request_id = _submit(alice, [str(r22_path)] * 40, title="to cancel")
-    _wait(alice, request_id, lambda s: s.files > 0)
+def test_cancel_stops_the_remaining_files(alice, faulty, r22_path):
+    """16 files served slowly; canceled once the first is done: the files not yet opened are never opened, the
+    tasks running at the cancel upload nothing, the request stays Canceled."""
+    files = [faulty.url("slow", r22_path.name) for _ in range(16)]
+    paths = {urlsplit(url).path: url for url in files}
+
+    def opened() -> set[str]:
+        return {paths[path] for path in faulty.requests() if path in paths}
+
+    started = time.monotonic()
+    request_id = submit(alice, files, title="to cancel")
+    wait_for(alice, request_id, lambda s: s.files_completed >= 1)
+    one_file = time.monotonic() - started
     asyncio.run(alice.adapter().cancel_transform(request_id))
-    status = _wait(alice, request_id, _finished)
+    status = wait_for(alice, request_id, finished)
     assert status.status.value == "Canceled"
-    time.sleep(3)
-    later = _status(alice, request_id)
-    print(f"canceled: {later.files_completed}/{later.files} files done")
-    assert later.files_completed == status.files_completed < 40
+    time.sleep(0.5)  # a task that started just before the cancel has sent its first request by now
+    opened_at_cancel, objects_at_cancel = opened(), bucket_objects(status)
+    time.sleep(max(3.0, 2 * one_file))  # longer than a file takes
+    later = status_of(alice, request_id)
+    print(
+        f"canceled after {one_file:.1f} s: {later.files_completed}/{later.files} files done, "
+        f"{len(opened_at_cancel)} opened, objects {objects_at_cancel}"
+    )
+    assert (later.status.value, later.files_completed) == ("Canceled", status.files_completed)
+    assert opened() == opened_at_cancel, "files were opened after the cancel"
+    assert bucket_objects(later) == objects_at_cancel, "outputs were written after the cancel"
+    assert len(objects_at_cancel) == status.files_completed
+    assert len(opened_at_cancel) < len(files)
 
 
 def test_restart_mid_transform_ends_complete(alice, r22_path, servicex_service):
-    request_id = _submit(alice, [str(r22_path)] * 30, title="restarted")
-    _wait(alice, request_id, lambda s: s.files_completed >= 2)
+    request_id = submit(alice, [str(r22_path)] * 30, title="restarted")
+    wait_for(alice, request_id, lambda s: s.files_completed >= 2)
     servicex_service.kill()
     servicex_service.start()
-    status = _wait(alice, request_id, _finished)
+    status = wait_for(alice, request_id, finished)
     print(f"after a restart: {status.status.value}, {status.files_completed}/{status.files} files")
     assert (status.status.value, status.files_completed, status.files_failed) == ("Complete", 30, 0)
 

@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-workers", type=int, default=4, help="--gateway: the most workers to adapt to")
     parser.add_argument("--retries", type=int, default=2, help="retries of a file after a transient error")
     parser.add_argument(
+        "--retry-delay", type=float, default=30.0, help="seconds before the first retry (doubled each time)"
+    )
+    parser.add_argument(
         "--s3-endpoint", required=True, help="the results' S3 server, e.g. http://127.0.0.1:8333"
     )
     parser.add_argument(
@@ -55,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the same S3 server as clients reach it, when not at --s3-endpoint (default: --s3-endpoint)",
     )
     parser.add_argument("--results-days", type=float, default=7.0, help="days a request's results are kept")
+    parser.add_argument(
+        "--expire-every", type=float, default=60.0, help="seconds between two removals of expired results"
+    )
     args = parser.parse_args(argv)
     if not args.hub_api:
         parser.error("--hub-api (or JUPYTERHUB_API_URL) is required")
@@ -78,7 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
         engine = await DaskEngine.gateway_cluster(args.max_workers, args.retries)
     else:
         engine = await DaskEngine.connect(args.scheduler, args.retries)
-    service = ServiceX(store, objects, engine, timedelta(days=args.results_days))
+    service = ServiceX(store, objects, engine, timedelta(days=args.results_days), args.retry_delay)
     secret = os.environ.get("AF_SERVICEX_SECRET", "").encode() or secrets.token_bytes(32)
     app = make_app(service, AccessTokens(secret), HubTokens(args.hub_api, args.service_name), args.prefix)
     host, _, port = args.listen.rpartition(":")
@@ -94,8 +100,11 @@ async def serve(args: argparse.Namespace) -> None:
 
     async def expire_periodically() -> None:
         while True:
-            await service.expire()
-            await asyncio.sleep(60)
+            try:
+                await service.expire()
+            except Exception:  # the S3 server down for a while must not end expiry for good
+                log.exception("removing expired results failed; trying again in %.0f s", args.expire_every)
+            await asyncio.sleep(args.expire_every)
 
     expiry = loop.create_task(expire_periodically())
     await stop.wait()

@@ -2,7 +2,10 @@
 outcome, answer statuses and result listings, cancel, expire, and resume after a restart.
 
 Every request ends Complete, Canceled, Bad Dataset or Fatal: a lookup or an engine that fails ends it Fatal with
-the reason; a restarted service resumes the files not yet done (outputs are idempotent uploads).
+the reason; a restarted service resumes the files not yet done (outputs are idempotent uploads). A file whose
+task raised `TransientError` (storage or network down) is tried again up to `engine.retries` times, after
+`retry_delay` seconds, doubled each time (a storage server restarting needs longer than an immediate retry);
+then, or on any other error, it is recorded as failed (`files-failed`) and the others go on.
 
 Example:
     >>> service = ServiceX(store, objects, engine)  # doctest: +SKIP
@@ -28,6 +31,7 @@ from af.servicex.execution import DaskEngine
 from af.servicex.objectstore import ObjectStore, user_key
 from af.servicex.query import CODEGEN, QueryError, parse_selection
 from af.servicex.store import Request, Store
+from af.servicex.transform import TransientError
 
 log = logging.getLogger("af.servicex")
 APP_VERSION = "physlite-servicex 0.1"
@@ -81,6 +85,7 @@ class ServiceX:
     objects: ObjectStore
     engine: DaskEngine
     ttl: timedelta = timedelta(days=7)
+    retry_delay: float = 30.0  # seconds before the first retry of a file after a transient error
     running: dict[str, asyncio.Task] = field(default_factory=dict)
 
     async def submit(self, user: str, body: dict[str, Any]) -> str:
@@ -157,22 +162,41 @@ class ServiceX:
     async def _run_file(self, request: Request, task: st.FileTask) -> None:
         name = _object_name(task.idx, task.location, request.result_format)
         url = await asyncio.to_thread(self.objects.upload_url, request.request_id, name)
-        future = self.engine.submit(
-            request.request_id, task.idx, task.location, request.selection, request.result_format, url
-        )
-        try:
-            outcome = await future
-        except asyncio.CancelledError:
-            if self.store.request(request.request_id).status == st.CANCELED:
-                return
-            raise
-        except Exception as error:  # raised on the worker after the retries, or the worker was lost
-            outcome = {"error": f"{task.location}: {type(error).__name__}: {error}"}
+        outcome = await self._attempts(request, task, url)
+        if outcome.get("canceled"):
+            return
         if "error" in outcome:
             log.info("request %s: file %d failed: %s", request.request_id, task.idx, outcome["error"])
             self.store.finish_file(request.request_id, task.idx, error=outcome["error"])
         else:
             self.store.finish_file(request.request_id, task.idx, object_name=name, size=outcome["size"])
+
+    async def _attempts(self, request: Request, task: st.FileTask, url: str) -> dict[str, Any]:
+        """The file's outcome after at most 1 + retries attempts (a transient error waits, then tries again)."""
+        attempts = self.engine.retries + 1
+        for attempt in range(attempts):
+            future = self.engine.submit(
+                request.request_id, task.idx, attempt, task.location, request.selection,
+                request.result_format, url,
+            )  # fmt: skip
+            try:
+                return await future
+            except asyncio.CancelledError:
+                if self.store.request(request.request_id).status == st.CANCELED:
+                    return {"canceled": True}
+                raise
+            except TransientError as error:
+                if attempt + 1 == attempts:
+                    return {"error": f"{error} (after {attempts} attempts)"}
+                delay = self.retry_delay * 2**attempt
+                log.info(
+                    "request %s: file %d: transient error (%s); attempt %d of %d in %.0f s",
+                    request.request_id, task.idx, error, attempt + 2, attempts, delay,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+            except Exception as error:  # raised on the worker, or the worker was lost
+                return {"error": f"{task.location}: {type(error).__name__}: {error}"}
+        raise AssertionError("unreachable")
 
     async def cancel(self, request: Request) -> None:
         if request.status in st.FINISHED:

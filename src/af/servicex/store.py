@@ -191,10 +191,12 @@ class Store:
             self.db.execute("DELETE FROM requests WHERE request_id = ?", (request_id,))
 
     def expired(self, before: str) -> list[str]:
+        """The finished requests that finished before `before` (their results' lifetime counts from then)."""
         return [
             row[0]
             for row in self.db.execute(
-                "SELECT request_id FROM requests WHERE submit_time < ? AND status IN (?, ?, ?, ?)",
+                "SELECT request_id FROM requests WHERE COALESCE(finish_time, submit_time) < ? "
+                "AND status IN (?, ?, ?, ?)",
                 (before, *FINISHED),
             )
         ]

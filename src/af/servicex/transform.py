@@ -1,11 +1,12 @@
 """One file of a request, run on a dask worker: read it with physlite, evaluate the UprootRaw queries, write ROOT
 (uproot) or Parquet, and upload the output with a presigned PUT URL (workers hold no S3 credentials).
 
-Errors that another attempt may cure (the storage or the network) raise `TransientError`, which dask retries;
-everything else is returned as the file's failure text, so that one bad file never fails the others.
+Errors that another attempt may cure (the storage or the network) raise `TransientError` (the service tries the
+file again later); everything else is returned as the file's failure text, so that one bad file never fails the
+others. A task whose request was canceled meanwhile (its dask Event is set) uploads nothing.
 
 Example (what a worker runs for one file):
-    >>> outcome = transform_file("/data/PHYSLITE_example.root", selection, "parquet", put_url)  # doctest: +SKIP
+    >>> outcome = transform_file("/data/PHYSLITE_example.root", selection, "parquet", put_url, flag)  # doctest: +SKIP
     >>> outcome["size"], outcome["events"]  # doctest: +SKIP
 """
 
@@ -172,21 +173,42 @@ def upload(path: str, url: str) -> None:
             raise TransientError(f"upload of the output failed: {error}") from None
 
 
-def transform_file(location: str, selection: str, result_format: str, put_url: str) -> dict[str, Any]:
-    """Transform one file and upload the output; ``{"size", "events"}`` or ``{"error": text}``."""
+def canceled(flag: str | None) -> bool:
+    """Whether the dask Event `flag` is set (False outside a dask worker or without a flag)."""
+    if not flag:
+        return False
+    from distributed import Event, get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return Event(flag).is_set()
+
+
+def transform_file(
+    location: str, selection: str, result_format: str, put_url: str, cancel_flag: str | None = None
+) -> dict[str, Any]:
+    """Transform one file and upload the output; ``{"size", "events"}``, ``{"error": text}`` or, when the
+    request was canceled meanwhile, ``{"canceled": True}`` (nothing uploaded)."""
     from physlite.errors import PhysliteError
     from physlite.io.errors import RemoteError
 
+    if canceled(cancel_flag):
+        return {"canceled": True}
     queries = parse_selection(selection)
     try:
         outputs = [run_query(location, query) for query in queries]
         with tempfile.TemporaryDirectory(prefix="servicex-") as folder:
             path = os.path.join(folder, "output")
             write_output(queries, outputs, result_format, path)
+            if canceled(cancel_flag):
+                return {"canceled": True}
             upload(path, put_url)
             size = os.path.getsize(path)
     except (RemoteError, ConnectionError, TimeoutError) as error:
-        raise TransientError(f"{location}: {error}") from error
+        text = str(error)  # physlite's errors name the location already
+        raise TransientError(text if location in text else f"{location}: {text}") from error
     except TransientError:
         raise
     except (QueryError, PhysliteError) as error:
