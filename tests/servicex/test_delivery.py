@@ -106,3 +106,37 @@ def test_unreadable_file_fails_alone(alice, r22_path, tmp_path):
     assert [f["file-path"] for f in failures] == [str(broken)]
     assert "broken.root" in failures[0]["info"], failures
     print("the service's failure record:", failures[0]["info"])
+
+
+def test_a_new_worker_loads_the_transform_before_its_first_task(servicex_service, dask_scheduler):
+    """The service's worker plugin: a worker that joins later has the transform's modules and physlite's kernels
+    loaded before any task ran on it (the first file does not pay for loading them)."""
+    import subprocess
+    import sys
+
+    from distributed import Client
+
+    def loaded(dask_worker) -> dict:
+        kernels = sys.modules.get("physlite.decode.kernels")
+        return {
+            "tasks_run": len(dask_worker.data) + dask_worker.state.executed_count,
+            "transform": "af.servicex.transform" in sys.modules,
+            "kernels": bool(kernels and kernels.decode_vector.signatures),
+        }
+
+    with Client(dask_scheduler, timeout=30) as client:
+        before = set(client.scheduler_info()["workers"])
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", dask_scheduler, "--nthreads", "1",
+             "--no-dashboard", "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            client.wait_for_workers(len(before) + 1, timeout=60)
+            [new] = set(client.scheduler_info()["workers"]) - before
+            state = client.run(loaded, workers=[new])[new]
+            client.retire_workers([new], close_workers=True)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+    print("a worker that joined later:", state)
+    assert state == {"tasks_run": 0, "transform": True, "kernels": True}
