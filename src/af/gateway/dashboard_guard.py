@@ -169,20 +169,24 @@ class ForwardHandler(websocket.WebSocketHandler):
             await websocket.WebSocketHandler.get(self)
             return
         body = self.request.body if self.request.method not in ("GET", "HEAD") else None
-        response = await httpclient.AsyncHTTPClient().fetch(
-            httpclient.HTTPRequest(
-                self.upstream + self.upstream_uri,
-                method=self.request.method,
-                headers=forwarded_headers(self.request.headers, keep_credentials=not self.guarded),
-                body=body,
-                follow_redirects=False,
-                allow_nonstandard_methods=True,
-                request_timeout=300,
-                decompress_response=False,
-            ),
-            raise_error=False,
-        )
-        if response.code == 599:
+        try:
+            response = await httpclient.AsyncHTTPClient().fetch(
+                httpclient.HTTPRequest(
+                    self.upstream + self.upstream_uri,
+                    method=self.request.method,
+                    headers=forwarded_headers(self.request.headers, keep_credentials=not self.guarded),
+                    body=body,
+                    follow_redirects=False,
+                    allow_nonstandard_methods=True,
+                    request_timeout=300,
+                    decompress_response=False,
+                ),
+                raise_error=False,
+            )
+        # raise_error=False only keeps HTTP error statuses from raising: an unreachable upstream (no address,
+        # refused, timed out) still raises, and is the gateway's fault, not ours
+        except (OSError, httpclient.HTTPClientError) as err:
+            log.warning("gateway proxy %s unreachable: %s", self.upstream, err)
             self.send_error(502)
             return
         self.set_status(response.code, response.reason)
