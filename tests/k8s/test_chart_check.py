@@ -165,6 +165,21 @@ def test_missing_dependency_declaration_is_reported(scratch) -> None:
     )
 
 
+def test_subcharts_are_switched_off_only_by_their_condition(scratch) -> None:
+    edit(scratch.chart / "Chart.yaml", "    condition: dask-gateway.enabled\n", "")
+    edit(
+        scratch.chart / "values.yaml",
+        '  enabled: true\n  fullnameOverride: ""',
+        '  enabled: false\n  fullnameOverride: ""',
+    )
+    messages = _messages(check_dependencies(scratch))
+    assert (
+        "charts/analysis-facility/Chart.yaml: dependencies[1].condition: None: write 'dask-gateway.enabled' so "
+        "that the subchart can be switched off" in messages
+    ), messages
+    assert any(m.startswith(f"{DEFAULTS}: jupyterhub.enabled: must stay true by default") for m in messages)
+
+
 def test_subchart_version_without_a_schema_is_reported(scratch) -> None:
     edit(scratch.chart / "Chart.yaml", 'version: "4.4.0"', 'version: "4.5.0"')
     messages = _messages(check_dependencies(scratch))

@@ -81,6 +81,7 @@ def check_dependencies(repo: Repo) -> list[Finding]:
                     f"({sub.schema_file}); pin that version or add the schema of the new one",
                 )
             )
+    findings += _check_conditions(repo, dependencies, chart_yaml)
     if set(declared) != expected:
         findings.append(
             Finding(
@@ -100,6 +101,32 @@ def check_dependencies(repo: Repo) -> list[Finding]:
             Finding(chart_yaml, "dependencies", f"helm reports unknown missing {sorted(missing)}")
         )
     return findings + subcharts.check_kube_version(repo)
+
+
+def _check_conditions(repo: Repo, dependencies: list[dict[str, Any]], chart_yaml: str) -> list[Finding]:
+    """Each subchart can be switched off by ``condition: <name>.enabled`` (tools/cluster/chart.py installs our own
+    part that way), and the chart's defaults leave it on: the real deployment needs both subcharts."""
+    defaults = load_one(repo.chart / "values.yaml")
+    findings = []
+    for i, dep in enumerate(dependencies):
+        name = dep.get("name")
+        if dep.get("condition") != f"{name}.enabled":
+            findings.append(
+                Finding(
+                    chart_yaml,
+                    f"dependencies[{i}].condition",
+                    f"{dep.get('condition')!r}: write '{name}.enabled' so that the subchart can be switched off",
+                )
+            )
+        if (defaults.get(name) or {}).get("enabled", True) is not True:
+            findings.append(
+                Finding(
+                    repo.rel(repo.chart / "values.yaml"),
+                    f"{name}.enabled",
+                    "must stay true by default: the facility needs the subchart (switch it off per install)",
+                )
+            )
+    return findings
 
 
 def _blame_sources(repo: Repo, path: Path, user: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
