@@ -83,6 +83,7 @@ class FacilityContainerSpawner(DockerSpawner):
             "DASK_GATEWAY__ADDRESS",
             "DASK_GATEWAY__PROXY_ADDRESS",
             "AF_GATEWAY_SERVICE_URL",
+            "AF_SERVICEX_ENDPOINT",
         ],
         help="Variables holding addresses the server itself connects to (not the browser's public ones).",
     ).tag(config=True)

@@ -58,12 +58,16 @@ c.JupyterHub.log_level = "INFO"
 if "AF_CONTAINER_IMAGE" in os.environ:
     # Users' servers in containers of the notebook image (hub_config.container_spawner), through podman's API service
     # (DOCKER_HOST), with the same profiles, homes and tutorials as the local-process spawner.
-    from hub_config.container_spawner import NETWORK, FacilityContainerSpawner
+    from hub_config.container_spawner import NETWORK, FacilityContainerSpawner, reachable_from_container
 
     c.JupyterHub.spawner_class = FacilityContainerSpawner
     for trait in ("home_dir_template", "profiles", "tutorials_source", "servicex_endpoint"):
         if trait in c.FacilityLocalSpawner:
             setattr(c.FacilityContainerSpawner, trait, c.FacilityLocalSpawner[trait])
+    if c.FacilityContainerSpawner.servicex_endpoint:  # ~/servicex.yaml: the client in the container connects
+        c.FacilityContainerSpawner.servicex_endpoint = reachable_from_container(
+            c.FacilityContainerSpawner.servicex_endpoint
+        )
     c.FacilityContainerSpawner.image = os.environ["AF_CONTAINER_IMAGE"]
     c.FacilityContainerSpawner.pull_policy = "never"  # images are built here (make images), never pulled
     c.FacilityContainerSpawner.network_name = NETWORK

@@ -11,16 +11,17 @@ node_modules/.installed: package.json package-lock.json
 
 npm: node_modules/.installed
 
-# `make up CONTAINERS=1`: users' servers and dask clusters in containers of the notebook image (af up --containers)
-up: venv npm seaweedfs-env $(if $(CONTAINERS),images)
+# Users' servers and dask clusters run in containers of the notebook image (`make images`). `make up PROCESSES=1`:
+# as processes of the venv instead (af up --processes: not isolated, for development without podman).
+up: venv npm seaweedfs-env $(if $(PROCESSES),,images)
 	$(VENV)/bin/af up --state $(STATE) --tutorials notebooks --node-modules node_modules --example-data $(PHYSLITE_TEST_DATA) \
-		$(if $(CONTAINERS),--containers --containers-conf images/containers.conf)
+		$(if $(PROCESSES),--processes,--containers-conf images/containers.conf)
 
 down: venv
 	$(VENV)/bin/af down --state $(STATE)
 
-# 30 users log in through the OIDC provider and start their servers at once (p50/p95 login -> JupyterLab).
+# 30 users log in through the OIDC provider and start their servers (containers) at once: p50/p95 login -> JupyterLab, memory.
 BENCH_TARGETS += bench-facility
 .PHONY: bench-facility
-bench-facility: venv npm
+bench-facility: venv npm images seaweedfs-env
 	$(PY) -m af.tools.local.load --users 30 --json $(BUILD)/bench/facility.json

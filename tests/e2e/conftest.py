@@ -1,10 +1,13 @@
 """The local facility for the end-to-end tests: started once for this package on free ports in a temporary state
-folder, by the same code as `make up`, and stopped (every process it started) when the package's tests end."""
+folder, by the same code as `make up` (users' servers and dask clusters in containers of the notebook image), and
+stopped (every process and container it started) when the package's tests end."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,12 +15,14 @@ import nbformat
 import pytest
 import requests
 
+from af.tools.local.containers import ContainerMode, default_image
 from af.tools.local.login import login
 from af.tools.local.ports import Ports
 from af.tools.local.runner import LocalFacility
 from tests.conftest import REPO
 
 BUILD = REPO / "build" / "e2e"
+CONTAINERS_CONF = REPO / "images" / "containers.conf"
 E2E_NOTEBOOK = "e2e_gateway.ipynb"
 ACCESS_TOKEN_TTL = 20
 LOAD_USERS = 30
@@ -71,6 +76,7 @@ def facility(tmp_path_factory: pytest.TempPathFactory, tutorials_dir: Path) -> I
         access_token_ttl=ACCESS_TOKEN_TTL,
         extra_users=LOAD_USERS,
         settings_overrides={"auth.refresh_age": 2},  # with the facility's own ServiceX
+        containers=ContainerMode(image=default_image(), conf=CONTAINERS_CONF),
     )
     try:
         local.up()
@@ -81,6 +87,14 @@ def facility(tmp_path_factory: pytest.TempPathFactory, tutorials_dir: Path) -> I
         for log in (state / "logs").glob("*.log"):
             shutil.copyfile(log, BUILD / f"facility-{log.name}")
         print(f"facility stopped ({len(stopped)} processes)")
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The podman CLI with the project's containers.conf (what the facility's containers run under)."""
+    env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+    return subprocess.run(
+        ["podman", *args], env=env, capture_output=True, text=True, timeout=300, check=check
+    )
 
 
 class Hub:

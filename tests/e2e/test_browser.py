@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -166,6 +165,9 @@ def test_dashboard_in_the_browser_only_for_its_owner(browser, facility, hub, scr
             other.close()
 
 
+IMAGE_VENV = Path("/opt/venv")  # images/notebook/Dockerfile
+
+
 def test_terminal_finds_python_jupyter_and_physlite(browser, facility, screenshots):
     home = facility.state_dir / "homes" / "alice"
     (home / TERMINAL_SETTINGS).parent.mkdir(parents=True, exist_ok=True)
@@ -185,7 +187,7 @@ def test_terminal_finds_python_jupyter_and_physlite(browser, facility, screensho
         )
         page.locator(".jp-Terminal").click()
         page.keyboard.type('python -c "import physlite; print(physlite.__file__)"; which jupyter physlite\n')
-        bin_dir = Path(sys.executable).parent
+        bin_dir = IMAGE_VENV / "bin"  # the server's container: the notebook image's environment
         expected = ["physlite/__init__.py", f"{bin_dir}/jupyter", f"{bin_dir}/physlite"]
         try:
             page.wait_for_function(

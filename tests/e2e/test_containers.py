@@ -1,4 +1,4 @@
-"""Users' code in containers of the notebook image (`af up --containers`): profile limits as cgroup limits, what a
+"""Users' code in containers of the notebook image (`af up`): profile limits as cgroup limits, what a
 user's server can and cannot reach, dask workers over their memory limit, and `af down`/`af up`.
 
 A facility of its own (module scope, free ports, temporary state) with a small profile, so that an allocation past
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import textwrap
 import time
 from collections.abc import Iterator
@@ -24,25 +23,16 @@ import requests
 from af.tools.local.containers import FACILITY_LABEL, ContainerMode, default_image
 from af.tools.local.ports import Ports
 from af.tools.local.runner import LocalFacility, marked_processes
-from tests.conftest import REPO
-from tests.e2e.conftest import Hub, gateway_for, http_login
+from tests.e2e.conftest import CONTAINERS_CONF, Hub, gateway_for, http_login, podman
 from tests.e2e.test_browser import LAB_READY, sign_in
 from tests.e2e.test_isolation import wait_server
 
 pytestmark = pytest.mark.e2e
-CONTAINERS_CONF = REPO / "images" / "containers.conf"
 MEMORY = "700M"
 PROFILE = {"name": "standard", "description": "1 core, 700 MB", "cores": 1, "memory": MEMORY, "groups": []}
 OOM_NOTEBOOK = "oom.ipynb"
 # 1.5 GB written page by page: far past the 700 MB profile
 OOM_CELL = "import numpy as np\nblock = np.ones(1_500_000_000 // 8)\nprint('allocated', block.nbytes)"
-
-
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
-    return subprocess.run(
-        ["podman", *args], env=env, capture_output=True, text=True, timeout=300, check=check
-    )
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +178,12 @@ def test_server_reaches_the_hub_and_proxy_but_no_internal_port(cfacility, chub):
         "proxy API": ("10.0.2.2", p.proxy_api),
         "bob's server": ("10.0.2.2", bob_port),
         "gateway web on the container's loopback": ("127.0.0.1", p.gateway_web),
+        "ServiceX's S3": ("10.0.2.2", p.s3),
+        "ServiceX service": ("10.0.2.2", p.servicex),
+        "ServiceX's dask scheduler": ("10.0.2.2", p.dask_scheduler),
+        "SeaweedFS master": ("10.0.2.2", p.seaweed_master),
+        "SeaweedFS filer": ("10.0.2.2", p.seaweed_filer),
+        "SeaweedFS volume": ("10.0.2.2", p.seaweed_volume),
     }
     reached = json.loads(
         in_server(
@@ -216,6 +212,12 @@ def test_server_reaches_the_hub_and_proxy_but_no_internal_port(cfacility, chub):
         "proxy API": False,
         "bob's server": False,
         "gateway web on the container's loopback": False,
+        "ServiceX's S3": True,  # the client downloads its results (with its own user's keys)
+        "ServiceX service": False,  # only through the hub's proxy
+        "ServiceX's dask scheduler": False,
+        "SeaweedFS master": False,
+        "SeaweedFS filer": False,  # it would serve every bucket's files to anyone
+        "SeaweedFS volume": False,
     }
 
 
@@ -373,6 +375,9 @@ def test_worker_over_its_memory_is_restarted_and_the_computation_ends_right(cfac
 def test_down_leaves_nothing_and_state_survives(cfacility, chub):
     start_server(chub, "alice")
     in_server(cfacility, "alice", "open('kept.txt', 'w').write('still here')")
+    # a cluster left running: `af down` must remove its pod (and the pod's unlabelled infra container) too
+    with gateway_for(cfacility, chub.user_token("alice")) as gateway:
+        gateway.new_cluster(shutdown_on_close=False).close()
     facility_id = cfacility.secrets()["facility_id"]
     ids = podman("ps", "--all", "--filter", f"label={FACILITY_LABEL}={facility_id}", "--format", "{{.ID}}")
     assert ids.stdout.split(), "the facility's containers are labelled"

@@ -66,7 +66,8 @@ def test_sidebar_lists_a_cluster_made_in_a_notebook_with_its_dashboard(facility,
     assert list(listed) == [name]
     model = listed[name]
     assert model["name"] == name
-    assert model["scheduler_address"] == f"gateway://127.0.0.1:{facility.ports.gateway_tcp}/{name}"
+    # the address the server's kernels connect to: the host's 127.0.0.1 as its container reaches it
+    assert model["scheduler_address"] == f"gateway://10.0.2.2:{facility.ports.gateway_tcp}/{name}"
     assert model["dashboard_link"] == f"{facility.url}/services/dask-gateway/clusters/{name}/status"
 
     # The sidebar shows the dashboard's plots from <server>/dask/dashboard/<id>/ (dask-labextension's route),

@@ -192,15 +192,16 @@ def test_profiles_limited_by_group_and_enforced(facility, hub):
     assert hub.api("GET", "/users/bob").json()["servers"] == {}
     started = start_server(hub, "bob", profile="standard")
     assert started.status_code in (201, 202)
+    # the kernel's own cgroup (the server's container): 1 core as a CPU quota, 2 GB as the memory limit
     out = run(
         f"{facility.url}/user/bob",
         hub.user_token("bob"),
-        "import os, resource, json; "
-        "print(json.dumps([sorted(os.sched_getaffinity(0)), resource.getrlimit(resource.RLIMIT_DATA)[0], "
-        "os.environ['AF_PROFILE']]))",
+        "import os, json; read = lambda p: int(open('/sys/fs/cgroup/' + p).read()); "
+        "print(json.dumps([read('cpu/cpu.cfs_quota_us') / read('cpu/cpu.cfs_period_us'), "
+        "read('memory/memory.limit_in_bytes'), os.environ['AF_PROFILE']]))",
     )
-    cpus, data_limit, profile = json.loads(out)
-    assert (len(cpus), data_limit, profile) == (1, 2 * 2**30, "standard")
+    cores, memory, profile = json.loads(out)
+    assert (cores, memory, profile) == (1.0, 2 * 2**30, "standard")
     stop_server(hub, "bob")
 
 

@@ -1,9 +1,9 @@
-"""Load and faults: many users at once; hub and gateway restarts; a worker killed mid-computation."""
+"""Load and faults: many users at once; hub and gateway restarts; a worker's or a scheduler's container killed
+mid-computation."""
 
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 import dask
@@ -11,15 +11,22 @@ import pytest
 import requests
 
 from af.tools.local.load import run_load
-from tests.e2e.conftest import LOAD_USERS, gateway_for, save_json
+from tests.e2e.conftest import LOAD_USERS, gateway_for, podman, save_json
 
 pytestmark = pytest.mark.e2e
 
 
-def server_pid(hub, username: str) -> int:
-    state = hub.api("GET", f"/users/{username}", params={"include_stopped_servers": "0"}).json()
-    assert state["servers"].get("", {}).get("ready"), state
-    return int(hub.api("GET", f"/users/{username}").json()["servers"][""]["state"]["pid"])
+def server_container(hub, username: str) -> str:
+    """The id of the container running `username`'s server (the spawner's state, which the hub keeps)."""
+    server = hub.api("GET", f"/users/{username}").json()["servers"].get("", {})
+    assert server.get("ready"), server
+    return server["state"]["object_id"]  # DockerSpawner's state: the container's id
+
+
+def cluster_containers(cluster_name: str, role: str) -> list[str]:
+    """The names of a gateway cluster's running scheduler or worker containers."""
+    listed = podman("ps", "--filter", f"label=af.cluster={cluster_name}", "--format", "{{.Names}}").stdout
+    return [name for name in listed.split() if f"-{role}" in name]
 
 
 def test_users_log_in_and_start_servers_at_once(facility):
@@ -41,7 +48,7 @@ def test_hub_restart_keeps_servers_and_clusters(facility, hub):
     while not hub.api("GET", "/users/alice").json()["servers"].get("", {}).get("ready"):
         assert time.monotonic() < deadline, "alice's server did not start"
         time.sleep(0.5)
-    pid_before = server_pid(hub, "alice")
+    container_before = server_container(hub, "alice")
     token = hub.user_token("alice")
     with gateway_for(facility, token) as gateway:
         cluster = gateway.new_cluster(shutdown_on_close=False)
@@ -56,7 +63,7 @@ def test_hub_restart_keeps_servers_and_clusters(facility, hub):
             f"{facility.url}/user/alice/api/status", headers={"Authorization": f"token {token}"}, timeout=60
         )
         assert status.status_code == 200
-        assert server_pid(hub, "alice") == pid_before
+        assert server_container(hub, "alice") == container_before
         assert [c.name for c in gateway.list_clusters()] == [name]
         with gateway.connect(name) as same, same.get_client() as client:
             client.wait_for_workers(1, timeout=120)
@@ -101,10 +108,14 @@ def test_killing_a_worker_mid_computation_keeps_the_result_right(facility, hub):
             # Kill once part of the work is done, so that finished pieces are lost with the worker.
             while len(client.who_has()) < 10 and not total.done():
                 time.sleep(0.05)
-            pids = client.run(os.getpid)
-            victim_address, victim_pid = sorted(pids.items())[0]
+            # the gateway starts each worker with `--name <its worker name>`, which names its container too
+            names = {address: info["name"] for address, info in client.scheduler_info()["workers"].items()}
+            victim_address, victim_name = sorted(names.items())[0]
+            [victim] = [
+                c for c in cluster_containers(cluster.name, "worker") if c.endswith(f"-{victim_name}")
+            ]
             assert not total.done(), "the computation finished before a worker could be killed"
-            os.kill(victim_pid, signal.SIGKILL)
+            podman("kill", "--signal", "KILL", victim)
             assert total.result(timeout=300) == sum(x * x for x in range(60))
             assert victim_address not in client.scheduler_info()["workers"]
 
@@ -113,11 +124,10 @@ def test_gateway_restart_forgets_clusters_that_died_meanwhile(facility, hub):
     token = hub.user_token("bob")
     with gateway_for(facility, token) as gateway:
         cluster = gateway.new_cluster(shutdown_on_close=False)
-        with cluster.get_client() as client:
-            scheduler_pid = client.run_on_scheduler(os.getpid)
+        [scheduler] = cluster_containers(cluster.name, "scheduler")
         cluster.close()
         facility.stop_component("gateway")
-        os.kill(scheduler_pid, signal.SIGKILL)
+        podman("kill", "--signal", "KILL", scheduler)
         facility.start_component("gateway")
         deadline = time.monotonic() + 10  # well below the heartbeat timeout (30 s and more)
         while gateway.list_clusters() and time.monotonic() < deadline:

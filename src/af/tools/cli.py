@@ -1,9 +1,10 @@
 """`af`: facility tooling.
 
 af up [--state state] [--tutorials DIR] [--node-modules DIR] [--example-data DIR]
-      [--containers --notebook-image IMAGE --containers-conf FILE]
-                               start the local facility (prints URL and demo accounts); with --containers
-                               users' servers and dask clusters run in containers of the notebook image
+      [--notebook-image IMAGE --containers-conf FILE | --processes]
+                               start the local facility (prints URL and demo accounts): users' servers and dask
+                               clusters run in containers of the notebook image (--processes: as processes of
+                               this virtual environment, not isolated, for development without podman)
 af down [--state state]        stop everything `af up` started
 af status [--state state]      which components run
 af health --url URL            end-to-end health check through the hub API (see af.tools.health)
@@ -22,7 +23,7 @@ def _up(args: argparse.Namespace) -> int:
     from af.tools.local.runner import FacilityError, LocalFacility
 
     containers = None
-    if args.containers:
+    if not args.processes:
         conf = Path(args.containers_conf)
         if not conf.is_file():
             print(f"af up: --containers-conf {conf}: no such file", file=sys.stderr)
@@ -106,19 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
                 help="folder of example PHYSLITE files, AF_EXAMPLE_DATA in users' servers (default: $AF_EXAMPLE_DATA)",
             )
             command.add_argument(
-                "--containers",
+                "--processes",
                 action="store_true",
-                help="run users' servers and dask clusters in containers of --notebook-image (podman)",
+                help="run users' servers and dask clusters as processes of this virtual environment instead "
+                "of containers: NOT isolated (every user's code runs as this account), for development only",
             )
             command.add_argument(
                 "--notebook-image",
                 default=default_image(),
-                help="the notebook image for --containers (default: this version's, built by make images)",
+                help="the image of users' servers and dask clusters (default: this version's, built by make images)",
             )
             command.add_argument(
                 "--containers-conf",
                 default="images/containers.conf",
-                help="podman's CONTAINERS_CONF for --containers (default: images/containers.conf)",
+                help="podman's CONTAINERS_CONF (default: images/containers.conf)",
             )
     health = sub.add_parser("health", help="end-to-end health check of a facility through the hub API")
     health.add_argument("--url", required=True, help="public URL of the hub, e.g. http://127.0.0.1:8000")

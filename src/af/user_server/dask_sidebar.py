@@ -256,6 +256,12 @@ class GatewayDashboardHandler(ProxyHandler):
         for name in DROPPED_HEADERS:
             headers.pop(name, None)
         headers["Authorization"] = f"token {server_token()}"
+        if "Origin" in headers:
+            # This server checked the browser's origin against its own already (Jupyter's websocket check); to the
+            # gateway the request is the server's own, for the address the server reaches it at (in a container or
+            # a pod not the browser's: the dashboard guard refuses a websocket whose origin is not its host).
+            parsed = urlsplit(self.gateway_address)
+            headers["Origin"] = f"{parsed.scheme.replace('ws', 'http', 1)}://{parsed.netloc}"
         return headers
 
     def _target(self, cluster_id: str, proxied_path: str) -> tuple[str, int, str]:

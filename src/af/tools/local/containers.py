@@ -118,30 +118,59 @@ def wait_api_service(path: Path, timeout: float, check: Callable[[], None]) -> N
     raise ContainerError(f"podman's API service on {path} did not answer within {timeout:.0f} s ({last})")
 
 
-def remove_containers(facility_id: str, environ: Mapping[str, str]) -> list[str]:
-    """Remove (stopping first) every container labelled with `facility_id`; returns their names."""
-    env = {**os.environ, **environ}
+def _labelled(kind: list[str], facility_id: str, env: Mapping[str, str]) -> list[str]:
+    name = "{{.Name}}" if kind[0] == "pod" else "{{.Names}}"
     listed = subprocess.run(
-        [
-            "podman",
-            "ps",
-            "--all",
-            "--filter",
-            f"label={FACILITY_LABEL}={facility_id}",
-            "--format",
-            "{{.Names}}",
-        ],
+        ["podman", *kind, "--filter", f"label={FACILITY_LABEL}={facility_id}", "--format", name],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     if listed.returncode != 0:
-        raise ContainerError(f"podman ps failed: {listed.stderr.strip()}")
-    names = listed.stdout.split()
-    if names:
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        raise ContainerError(f"podman {' '.join(kind)} failed: {listed.stderr.strip()}")
+    return listed.stdout.split()
+
+
+def remove_containers(facility_id: str, environ: Mapping[str, str]) -> list[str]:
+    """Remove (stopping first) every container and pod labelled with `facility_id`; returns their names.
+
+    Pods go too: a gateway cluster's pod keeps an infra container of its own, which carries no label."""
+    env = {**os.environ, **environ}
+    names = _labelled(["ps", "--all"], facility_id, env)
+    pods = _labelled(["pod", "ps"], facility_id, env)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        if names:
             subprocess.run(
                 ["podman", "rm", "--force", "--time", "5", *names], env=env, capture_output=True, timeout=120
             )
-    return names
+        if pods:
+            subprocess.run(
+                ["podman", "pod", "rm", "--force", "--time", "5", *pods],
+                env=env,
+                capture_output=True,
+                timeout=120,
+            )
+    return names + pods
+
+
+def memory_of(names: list[str], environ: Mapping[str, str]) -> dict[str, int]:
+    """Resident memory (bytes: the cgroup's ``total_rss``, page cache left out) of each running container."""
+    if not names:
+        return {}
+    env = {**os.environ, **environ}
+    inspected = subprocess.run(
+        ["podman", "inspect", "--format", "{{.Name}} {{.State.CgroupPath}}", *names],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = {}
+    for line in inspected.stdout.splitlines():
+        name, _, cgroup = line.partition(" ")
+        with contextlib.suppress(OSError, ValueError):
+            stat = Path(f"/sys/fs/cgroup/memory{cgroup}/memory.stat").read_text()
+            fields = dict(entry.split() for entry in stat.splitlines())
+            found[name] = int(fields["total_rss"])
+    return found

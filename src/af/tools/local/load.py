@@ -2,7 +2,8 @@
 
 Each simulated user drives the real OAuth flow with an HTTP client (`af.tools.local.login`), lands on /hub/spawn and
 polls its JupyterLab URL until it answers 200 (the single-user server's own OAuth round trip included). Reported:
-login and login-to-ready seconds per user, p50/p95, failures. All servers are stopped afterwards.
+login and login-to-ready seconds per user, p50/p95, failures, and (servers in containers, the default) the servers'
+resident memory once all have started. All servers are stopped afterwards.
 
 Run (`make bench-facility`; starts its own facility on free ports in a temporary folder):
     python -m af.tools.local.load --users 30 --json build/bench/facility.json
@@ -23,6 +24,7 @@ from typing import Any
 
 import requests
 
+from af.tools.local.containers import ContainerMode, default_image, memory_of
 from af.tools.local.login import LoginError, login
 from af.tools.local.ports import Ports
 from af.tools.local.runner import LocalFacility
@@ -97,6 +99,7 @@ def run_load(facility: LocalFacility, users: int, timeout: float = 600.0) -> dic
     with ThreadPoolExecutor(max_workers=users) as pool:
         results = list(pool.map(lambda name: one_user(facility, name, timeout), names))
     wall = time.perf_counter() - started
+    memory = servers_memory(facility, names)
     stop_all(facility, names)
     ready = [r.ready_s for r in results if r.ok]
     logins = [r.login_s for r in results if r.ok]
@@ -112,7 +115,26 @@ def run_load(facility: LocalFacility, users: int, timeout: float = 600.0) -> dic
             "max": round(max(ready), 2) if ready else None,
             "mean": round(statistics.fmean(ready), 2) if ready else None,
         },
+        **memory,
         "per_user": [asdict(r) for r in results],
+    }
+
+
+def servers_memory(facility: LocalFacility, usernames: list[str]) -> dict[str, Any]:
+    """The users' server containers' resident memory once all have started (none without containers)."""
+    if not facility.containers:
+        return {}
+    prefix = f"af-{facility.secrets()['facility_id']}-"
+    used = memory_of(
+        [prefix + name for name in usernames], facility.containers.environment(facility.state_dir)
+    )
+    mib = [value / 2**20 for value in used.values()]
+    return {
+        "servers_measured": len(mib),
+        "server_rss_mib": {
+            "mean": round(statistics.fmean(mib), 1) if mib else None,
+            "total": round(sum(mib)),
+        },
     }
 
 
@@ -123,9 +145,16 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=600.0, help="seconds each user may wait for JupyterLab"
     )
     parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--processes", action="store_true", help="servers as processes, not containers")
+    parser.add_argument("--containers-conf", type=Path, default=Path("images/containers.conf"))
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="af-load-") as state:
-        facility = LocalFacility(Path(state), ports=Ports.free(), extra_users=args.users)
+        containers = (
+            None if args.processes else ContainerMode(default_image(), args.containers_conf.resolve())
+        )
+        facility = LocalFacility(
+            Path(state), ports=Ports.free(), extra_users=args.users, containers=containers
+        )
         try:
             facility.up()
             report = run_load(facility, args.users, args.timeout)

@@ -1,6 +1,8 @@
-"""Start and stop the local facility: development OIDC provider, configurable-http-proxy, JupyterHub,
-dask-gateway (local-process backend), the dashboard guard and ServiceX (af.tools.local.servicex: SeaweedFS, a dask
-scheduler and worker, the service), all on 127.0.0.1, all state in one folder.
+"""Start and stop the local facility: development OIDC provider, configurable-http-proxy, podman's API service,
+JupyterHub, dask-gateway, the dashboard guard and ServiceX (af.tools.local.servicex: SeaweedFS, a dask scheduler
+and worker, the service), on loopback addresses only, all state in one folder. Users' servers and dask clusters
+run in containers of the notebook image (af.tools.local.containers); with ``containers=None`` (``af up
+--processes``) as processes of this virtual environment instead.
 
 State folder layout (default ``state/``, git-ignored):
     secrets.json       generated secrets (cookie/crypt keys, service tokens, OIDC client secret), mode 0600
@@ -51,6 +53,7 @@ from af.tools.local.containers import (
     wait_api_service,
 )
 from af.tools.local.ports import Ports
+from hub_config.container_spawner import give_to_uid
 
 HERE = Path(__file__).resolve().parent
 PROVIDER_SCRIPT = HERE / "oidc_provider" / "provider.mjs"
@@ -62,6 +65,7 @@ MARKER = "AF_FACILITY_ID"
 COMPONENTS = ("oidc", "proxy", "hub", "gateway", "guard")
 # with users' code in containers: podman's API service, before the hub and the gateway that use it
 CONTAINER_COMPONENTS = ("oidc", "proxy", "podman", "hub", "gateway", "guard")
+CONTAINER_UID = 1000  # the notebook image's user
 SECRET_NAMES = (
     "facility_id",
     "crypt_key",
@@ -231,9 +235,8 @@ class LocalFacility:
         self.settings_overrides = dict(settings_overrides or {})
         self.access_token_ttl = access_token_ttl
         self.containers = containers
-        # the facility's own ServiceX, unless an external endpoint is given; not yet with users' code in
-        # containers (they would reach its loopback-only S3 and dask ports through slirp4netns)
-        self.servicex = not containers and "servicex.endpoint" not in self.settings_overrides
+        # the facility's own ServiceX, unless an external endpoint is given
+        self.servicex = "servicex.endpoint" not in self.settings_overrides
         saved = _read_json(self.state_dir / "ports.json", None)
         self.ports = ports or (Ports(**saved) if saved else Ports())
 
@@ -244,14 +247,21 @@ class LocalFacility:
 
     @property
     def components(self) -> tuple[str, ...]:
-        if self.containers:
-            return CONTAINER_COMPONENTS
-        return COMPONENTS + (servicex.COMPONENTS if self.servicex else ())
+        return (CONTAINER_COMPONENTS if self.containers else COMPONENTS) + (
+            servicex.COMPONENTS if self.servicex else ()
+        )
 
     @property
     def internal_ip(self) -> str:
         """Where the ports containers must not reach listen (see af.tools.local.containers)."""
         return INTERNAL_IP if self.containers else "127.0.0.1"
+
+    @property
+    def servicex_placement(self) -> servicex.Placement:
+        if not self.containers:
+            return servicex.Placement()
+        facility_id = self.secrets()["facility_id"]
+        return servicex.Placement(internal=INTERNAL_IP, image=self.containers.image, facility_id=facility_id)
 
     @property
     def issuer(self) -> str:
@@ -309,7 +319,7 @@ class LocalFacility:
             "gateway.service_url": f"http://127.0.0.1:{self.ports.guard}",
             "tutorials.source": str(self.tutorials or ""),
             "local.state_dir": str(self.state_dir),
-            **(servicex.settings(self.ports) if self.servicex else {}),
+            **(servicex.settings(self.ports, self.servicex_placement) if self.servicex else {}),
         }
         for dotted, value in {**this_run, **self.settings_overrides}.items():
             node = settings
@@ -327,6 +337,8 @@ class LocalFacility:
         (self.state_dir / "ports.json").write_text(json.dumps(self.ports.as_dict(), indent=1))
         if self.containers:
             self.containers.save(self.state_dir)
+            # SeaweedFS's container runs as the image's user
+            give_to_uid(self.state_dir / "servicex" / "s3", CONTAINER_UID)
         else:
             (self.state_dir / MODE_FILE).unlink(missing_ok=True)
         (self.state_dir / "settings.yaml").write_text(yaml.safe_dump(self.settings(), sort_keys=False))
@@ -393,7 +405,7 @@ class LocalFacility:
         podman = {"podman": self.containers.service_command(self.state_dir)} if self.containers else {}
         days = float(self.settings().get("servicex", {}).get("results_days", 7))
         return {
-            **servicex.commands(self.state_dir, p, servicex.seaweedfs_env(), days),
+            **servicex.commands(self.state_dir, p, servicex.seaweedfs_env(), days, self.servicex_placement),
             **podman,
             "oidc": ["node", str(PROVIDER_SCRIPT), str(self.state_dir / "oidc" / "config.json")],
             "proxy": [
@@ -429,7 +441,7 @@ class LocalFacility:
             # through the gateway's own proxy, which it starts after its API
             "gateway": f"http://{self.internal_ip}:{p.gateway_web}/services/dask-gateway/api/health",
             "guard": f"http://127.0.0.1:{p.guard}/services/dask-gateway/api/health",
-            **servicex.ready_urls(p),
+            **servicex.ready_urls(p, self.servicex_placement),
         }
 
     def start_component(self, name: str, timeout: float = 120.0) -> int:

