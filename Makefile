@@ -31,6 +31,7 @@ help:
 	@echo "make check       offline validation of charts, Flux manifests and images"
 	@echo "make images      build the hub and notebook images with podman (tests/images runs them)"
 	@echo "make cluster     a single-node Kubernetes from upstream Go modules (make cluster-down removes it)"
+	@echo "make cluster-chart  helm install of our own chart objects (subcharts off) into that cluster"
 
 $(UV):
 	$(PYTHON) -m venv $(BUILD)/bootstrap

@@ -7,6 +7,8 @@
 #   make cluster-down         stop it and remove every process, namespace, mount, rule and cgroup it made
 #   make cluster-build        only build (or check) the cache
 #   make cluster-load-images  load the hub and notebook images from podman into the node (skips missing ones)
+#   make cluster-chart        helm install/upgrade our own part of the chart (subcharts off) into the running
+#                             cluster, namespace analysis-facility (tools/cluster/chart.py; CHART_VALUES=file)
 # tests/cluster starts the cluster from the cache itself and stops it at the end.
 APT_PACKAGES += containerd runc containernetworking-plugins busybox-static conntrack iptables iproute2 \
 	util-linux openssl podman ipset
@@ -14,7 +16,7 @@ CLUSTER_API_PORT ?= 16443
 export CLUSTER_API_PORT
 TEST_PREREQS += cluster-build
 
-.PHONY: cluster cluster-down cluster-build cluster-load-images
+.PHONY: cluster cluster-down cluster-build cluster-load-images cluster-chart
 
 cluster-build: sysdeps
 	@nice -n 10 tools/cluster/build.sh >/dev/null
@@ -30,3 +32,6 @@ cluster-down:
 cluster-load-images: venv
 	tools/cluster/load-images.sh $$($(PY) -c 'import sys; sys.path.insert(0, "tools/images"); import build; \
 		print(build.image_name("hub"), build.image_name("notebook"))')
+
+cluster-chart: venv
+	$(PY) tools/cluster/chart.py install $(if $(CHART_VALUES),-f $(CHART_VALUES))

@@ -45,3 +45,9 @@ def record_bench(folder, build_seconds: float, up_seconds: float) -> None:
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     bench.write_text(json.dumps(entry, indent=2) + "\n")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_cluster_down_leaves_nothing stops the cluster: it runs after every other test of tests/cluster."""
+    last = [item for item in items if item.name == "test_cluster_down_leaves_nothing"]
+    items[:] = [item for item in items if item not in last] + last

@@ -61,6 +61,20 @@ def test_servicex_yaml_carries_the_servers_token_that_the_service_accepts(facili
         exchanged = refresh(facility, token)
         assert exchanged.status_code == 200 and exchanged.json()["access_token"], exchanged.text
         assert refresh(facility, iam).status_code == 401, "the service must refuse the IAM token"
+        # the IAM token stored for rucio and the storage clients (tutorial 4) leaves the client on the hub token
+        stored = run(
+            f"{facility.url}/user/{USER}",
+            hub.user_token(USER),
+            "import os, tempfile\n"
+            "os.environ['XDG_RUNTIME_DIR'] = tempfile.mkdtemp()  # as a login session has it\n"
+            "from physlite.io.credentials import store_facility_token\n"
+            "from rucio.common.utils import wlcg_token_discovery\n"
+            "from servicex.servicex_client import ServiceXClient\n"
+            "store_facility_token()\n"
+            f"print('RUCIO_SEES_IAM', wlcg_token_discovery() == {iam!r})\n"
+            "print('SERVICEX', type(ServiceXClient().get_transforms()).__name__)\n",
+        )
+        assert "RUCIO_SEES_IAM True" in stored and "SERVICEX list" in stored, stored
         # a user who deletes the file gets it back from their running server
         path.unlink()
         deadline = time.monotonic() + 10 * CHECK_SECONDS + 30
