@@ -6,14 +6,19 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "tools" / "cluster"
-KUBECONFIG = REPO / "build" / "cluster" / "kubeconfig"
-KUBE_CACHE = REPO / "build" / "cluster" / "kube-cache"  # kubectl's discovery cache, not in ~/.kube
+sys.path.insert(0, str(TOOLS))
+try:
+    import chart as facility_chart  # tools/cluster is a script folder, not a package
+finally:
+    sys.path.pop(0)
+KUBECONFIG = facility_chart.KUBECONFIG
 NETNS = os.environ.get("CLUSTER_NETNS", "physlite-cluster")
 STATE = Path(os.environ.get("CLUSTER_STATE", "/var/lib/physlite-facility/cluster"))
 RUN = Path(os.environ.get("CLUSTER_RUN", "/run/physlite-cluster"))
@@ -66,23 +71,7 @@ class Cluster:
 
         Example: ``cluster.kubectl("get", "nodes", "-o", "name")``
         """
-        result = subprocess.run(
-            [
-                str(self.bin / "kubectl"),
-                "--kubeconfig",
-                str(KUBECONFIG),
-                "--cache-dir",
-                str(KUBE_CACHE),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=stdin,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-        return result.stdout
+        return facility_chart.kubectl(self.bin / "kubectl", *args, check=check, stdin=stdin, timeout=timeout)
 
     def json(self, *args: str) -> dict:
         """``kubectl get ... -o json`` parsed."""

@@ -20,13 +20,7 @@ import yaml
 
 from hub_config.settings import validate_settings
 
-from .cluster import REPO, TOOLS, Cluster
-
-sys.path.insert(0, str(TOOLS))
-try:
-    import chart as facility_chart  # tools/cluster is a script folder, not a package
-finally:
-    sys.path.pop(0)
+from .cluster import REPO, TOOLS, Cluster, facility_chart
 
 CHART = REPO / "charts" / "analysis-facility"
 NAMESPACE = facility_chart.NAMESPACE

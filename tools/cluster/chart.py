@@ -61,39 +61,46 @@ def with_subcharts_off(values: Mapping[str, Any]) -> dict[str, Any]:
     return {**values, **{name: {**values.get(name, {}), "enabled": False} for name in SUBCHARTS}}
 
 
+def kubectl(
+    binary: Path, *args: str, check: bool = True, stdin: str | None = None, timeout: float = 120
+) -> str:
+    """Run the cluster's kubectl with the admin kubeconfig (discovery cache in build/cluster, not ~/.kube); its
+    stdout, or RuntimeError naming the command and kubectl's error.
+
+    Example:
+        >>> kubectl(KUBECTL, "get", "nodes", "-o", "name")  # doctest: +SKIP
+        'node/physlite-node\\n'
+    """
+    result = subprocess.run(
+        [str(binary), "--kubeconfig", str(KUBECONFIG), "--cache-dir", str(KUBE_CACHE), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
 @dataclass
 class Facility:
     """Our release in the running cluster: kubectl and the Helm SDK with the admin kubeconfig."""
 
-    kubeconfig: Path = KUBECONFIG
     kubectl_binary: Path = KUBECTL
     namespace: str = NAMESPACE
     helm: helm_python.Config = field(init=False)
 
     def __post_init__(self) -> None:
-        if not self.kubeconfig.exists():
-            raise SystemExit(f"{self.kubeconfig} does not exist: start the cluster first (make cluster)")
-        self.helm = helm_python.Config(kubeconfig_path=self.kubeconfig, namespace=self.namespace)
+        if not KUBECONFIG.exists():
+            raise SystemExit(f"{KUBECONFIG} does not exist: start the cluster first (make cluster)")
+        self.helm = helm_python.Config(kubeconfig_path=KUBECONFIG, namespace=self.namespace)
 
     def kubectl(self, *args: str, check: bool = True, stdin: str | None = None, timeout: float = 120) -> str:
-        """kubectl in the release namespace; stdout (RuntimeError naming the command and its error otherwise)."""
-        command = [
-            str(self.kubectl_binary),
-            "--kubeconfig",
-            str(self.kubeconfig),
-            "--cache-dir",
-            str(KUBE_CACHE),
-        ]
-        result = subprocess.run(
-            [*command, "-n", self.namespace, *args],
-            capture_output=True,
-            text=True,
-            input=stdin,
-            timeout=timeout,
+        """kubectl in the release namespace (see :func:`kubectl`)."""
+        return kubectl(
+            self.kubectl_binary, "-n", self.namespace, *args, check=check, stdin=stdin, timeout=timeout
         )
-        if check and result.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
-        return result.stdout
 
     def prepare(self, pod_security: str = POD_SECURITY) -> None:
         """The namespace (Pod Security `pod_security` enforced) and the Secrets the chart expects to exist."""
@@ -126,26 +133,14 @@ class Facility:
         ready; with `rollback_on_failure` a failed upgrade is rolled back (helm's --atomic). The release summary.
         """
         values = with_subcharts_off(values or {})
+        options = {"wait": "watcher", "timeout": timeout, "rollback_on_failure": rollback_on_failure}
         with standalone_copy(Repo.discover()) as chart_dir:
             chart = helm_python.Chart.load(chart_dir)
             if self.exists():
                 return self.helm.upgrade(
-                    chart,
-                    RELEASE,
-                    values,
-                    wait="watcher",
-                    timeout=timeout,
-                    rollback_on_failure=rollback_on_failure,
-                    cleanup_on_fail=rollback_on_failure,
+                    chart, RELEASE, values, cleanup_on_fail=rollback_on_failure, **options
                 )
-            return self.helm.install(
-                chart,
-                RELEASE,
-                values,
-                wait="watcher",
-                timeout=timeout,
-                rollback_on_failure=rollback_on_failure,
-            )
+            return self.helm.install(chart, RELEASE, values, **options)
 
     def exists(self) -> bool:
         """Whether the release has any revision."""
@@ -161,7 +156,7 @@ class Facility:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/cluster/chart.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="tools/cluster/chart.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["install", "uninstall"])
     parser.add_argument("-f", "--values", type=Path, help="a values file (on top of the chart's defaults)")
     args = parser.parse_args(argv)
