@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -36,16 +38,23 @@ class ObjectStore:
     # where clients reach the same server, when not at `endpoint` (e.g. from users' containers or pods)
     public_endpoint: str = ""
     _user_credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _clients: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _client(self, kind: str):
-        return boto3.client(
-            kind,
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name=self.region,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
+        """One boto3 client per kind, made once: making one takes tens of ms (one per file of a request, in
+        the service's threads, held up its tasks); boto3's clients may be shared between threads."""
+        with self._lock:
+            if kind not in self._clients:
+                self._clients[kind] = boto3.client(
+                    kind,
+                    endpoint_url=self.endpoint,
+                    aws_access_key_id=self.access_key,
+                    aws_secret_access_key=self.secret_key,
+                    region_name=self.region,
+                    config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+                )
+            return self._clients[kind]
 
     @property
     def host(self) -> str:
