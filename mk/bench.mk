@@ -9,7 +9,7 @@ bench-reader: venv bench-data
 # ServiceX: the facility's service (one 1-thread worker) delivering 20 columns with a cut to the real client,
 # against the same query through plain uproot, and the time to first file (writes build/bench/servicex.json).
 BENCH_TARGETS += bench-servicex
-SERVICEX_BENCH_COPIES ?= 4
+SERVICEX_BENCH_COPIES ?= 8
 
 .PHONY: bench-servicex
 bench-servicex: venv bench-data seaweedfs-env
