@@ -80,7 +80,8 @@ def test_cancel_stops_the_remaining_files(alice, faulty, r22_path):
     assert (later.status.value, later.files_completed) == ("Canceled", status.files_completed)
     assert opened() == opened_at_cancel, "files were opened after the cancel"
     assert bucket_objects(later) == objects_at_cancel, "outputs were written after the cancel"
-    assert len(objects_at_cancel) == status.files_completed
+    # every completed file's output, and at most one more per worker (an upload that ended as the cancel came)
+    assert status.files_completed <= len(objects_at_cancel) <= status.files_completed + 2
     assert len(opened_at_cancel) < len(files)
 
 
