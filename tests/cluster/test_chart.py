@@ -35,6 +35,7 @@ RESTRICTED = """
       image: %(image)s
       imagePullPolicy: Never
       command: %(command)s
+      ports: %(ports)s
       securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
 """
 # what a client pod runs to ask host:port for path: prints "<status> <Location>" or "unreachable <error>"
@@ -49,14 +50,30 @@ try:
 except OSError as err:
     print("unreachable", type(err).__name__)
 """
-# client pods: the hub's proxy (z2jh's label), a pod without labels, one with the health check's labels;
-# the first two also serve HTTP on 8000 (targets for the health check's egress)
+SERVE = "python -m http.server {} --directory /tmp"
+SLEEP = "exec sleep 3600"
+# Pods with the labels our policies select on (z2jh's proxy and user servers, dask-gateway's traefik and
+# schedulers, our health check) and one without labels: (labels, shell command, named container ports).
+# The policies decide by labels and ports only, so these stand for the subcharts' pods.
 CLIENTS = {
-    "proxy": ({"component": "proxy"}, ["python", "-m", "http.server", "8000", "--directory", "/tmp"]),
-    "outsider": ({}, ["python", "-m", "http.server", "8000", "--directory", "/tmp"]),
+    "proxy": ({"component": "proxy"}, SERVE.format(8000), {}),
+    "outsider": ({}, SERVE.format(8000), {}),
     "health-like": (
         {"app.kubernetes.io/name": "analysis-facility", "app.kubernetes.io/component": "healthcheck"},
-        ["sleep", "3600"],
+        SLEEP,
+        {},
+    ),
+    "user-like": ({"component": "singleuser-server"}, SLEEP, {}),
+    # traefik: web (dashboards, API) on 8000, schedulers' TLS on 8786 (the chart's port names)
+    "traefik-like": (
+        {"app.kubernetes.io/name": "dask-gateway", "app.kubernetes.io/component": "traefik"},
+        f"{SERVE.format(8000)} & exec {SERVE.format(8786)}",
+        {"web": 8000, "tcp": 8786},
+    ),
+    "scheduler-like": (
+        {"app.kubernetes.io/name": "dask-gateway", "app.kubernetes.io/component": "dask-scheduler"},
+        f"exec {SERVE.format(8786)}",
+        {},
     ),
 }
 
@@ -67,12 +84,14 @@ def hub_image() -> str:
     return f"{image['name']}:{image['tag']}"
 
 
-def client_pod(name: str, labels: dict[str, str], command: list[str], image: str) -> str:
+def client_pod(name: str, labels: dict[str, str], command: str, image: str, ports: dict[str, int]) -> str:
+    """A pod of `image` running ``sh -c command`` that Pod Security "restricted" admits."""
+    ports_list = [{"name": port_name, "containerPort": number} for port_name, number in ports.items()]
     return (
         f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {json.dumps(labels)}}}\n"
         "spec:\n  terminationGracePeriodSeconds: 1\n"
         + RESTRICTED
-        % {"image": image, "command": json.dumps(command)}
+        % {"image": image, "command": json.dumps(["sh", "-c", command]), "ports": json.dumps(ports_list)}
     )
 
 
@@ -102,8 +121,8 @@ def release(cluster: Cluster) -> facility_chart.Facility:
     started = time.monotonic()
     facility.deploy(VALUES)
     record_install(time.monotonic() - started)
-    for name, (labels, command) in CLIENTS.items():
-        facility.kubectl("apply", "-f", "-", stdin=client_pod(name, labels, command, image))
+    for name, (labels, command, ports) in CLIENTS.items():
+        facility.kubectl("apply", "-f", "-", stdin=client_pod(name, labels, command, image, ports))
     facility.kubectl("wait", "--for", "condition=Ready", *(f"pod/{n}" for n in CLIENTS), "--timeout", "120s")
     return facility
 
@@ -135,6 +154,11 @@ def guard_answers(facility: facility_chart.Facility) -> bool:
     return until(
         lambda: probe(facility, "proxy", GUARD, 8788, f"{PREFIX}/clusters/abc/status")[0] == "302", 30
     )
+
+
+def refused(facility: facility_chart.Facility, client: str, host: str, port: int, path: str = "/") -> bool:
+    """Whether the flow from pod `client` to host:port is (or, within a minute, becomes) unreachable."""
+    return until(lambda: probe(facility, client, host, port, path)[0] == "unreachable")
 
 
 def jsonpath(facility: facility_chart.Facility, name: str, expression: str) -> str:
@@ -198,18 +222,43 @@ def test_guard_answers_as_it_defines(release: facility_chart.Facility):
 
 def test_guard_admits_only_the_hubs_proxy(release: facility_chart.Facility):
     path = f"{PREFIX}/clusters/abc/status"
-    refused = until(lambda: probe(release, "outsider", GUARD, 8788, path)[0] == "unreachable")
-    assert refused, "the guard's NetworkPolicy lets a pod without the proxy's label in"
+    assert refused(release, "outsider", GUARD, 8788, path), (
+        "the guard's NetworkPolicy lets a pod without the proxy's label in"
+    )
     assert probe(release, "proxy", GUARD, 8788, path)[0] == "302"
 
 
 def test_health_check_pods_reach_only_the_proxy(release: facility_chart.Facility):
     address = {name: jsonpath(release, f"pod/{name}", "{.status.podIP}") for name in ("proxy", "outsider")}
-    refused = until(lambda: probe(release, "health-like", address["outsider"], 8000)[0] == "unreachable")
-    assert refused, "the health check's NetworkPolicy lets it reach a pod that is not the proxy"
+    assert refused(release, "health-like", address["outsider"], 8000), (
+        "the health check's NetworkPolicy lets it reach a pod that is not the proxy"
+    )
     assert probe(release, "health-like", address["proxy"], 8000)[0] == "200"
     # without a policy on the outsider, the refusal above is the health check's own egress rule
     assert probe(release, "outsider", address["proxy"], 8000)[0] == "200"
+
+
+def test_user_servers_reach_schedulers_only_through_traefiks_tcp_port(release: facility_chart.Facility):
+    address = {name: jsonpath(release, f"pod/{name}", "{.status.podIP}") for name in CLIENTS}
+    for client, server, port in (("user-like", "scheduler-like", 8786), ("user-like", "traefik-like", 8000)):
+        assert refused(release, client, address[server], port), (
+            f"our NetworkPolicies let {client} reach {server}:{port}"
+        )
+    # traefik's port named `tcp` is open to user servers, and traefik reaches the schedulers
+    assert probe(release, "user-like", address["traefik-like"], 8786)[0] == "200"
+    assert probe(release, "traefik-like", address["scheduler-like"], 8786)[0] == "200"
+
+
+def test_gateway_pods_reach_no_private_address(release: facility_chart.Facility):
+    """networkPolicy.dataEgress leaves out the private ranges (pods, nodes, cloud metadata) for schedulers and
+    workers; traefik only reaches the gateway's pods and the API server."""
+    outsider = jsonpath(release, "pod/outsider", "{.status.podIP}")
+    for client in ("scheduler-like", "traefik-like"):
+        assert refused(release, client, outsider, 8000), (
+            f"{client} reaches the pod without labels at {outsider}"
+        )
+    # the outsider itself serves: the refusals above are the dask pods' egress rules
+    assert probe(release, "proxy", outsider, 8000)[0] == "200"
 
 
 def test_health_job_reports_the_missing_hub(release: facility_chart.Facility):
@@ -225,7 +274,7 @@ def test_pod_security_restricted_is_enforced(release: facility_chart.Facility):
     labels = json.loads(release.kubectl("get", "namespace", NAMESPACE, "-o", "json"))["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     # our pods were admitted (the guard and the health Job's pod ran); a privileged one is refused
-    privileged = client_pod("privileged", {}, ["sleep", "1"], hub_image()).replace(
+    privileged = client_pod("privileged", {}, SLEEP, hub_image(), {}).replace(
         "allowPrivilegeEscalation: false", "privileged: true"
     )
     with pytest.raises(RuntimeError, match='violates PodSecurity "restricted:latest": privileged'):
