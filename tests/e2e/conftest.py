@@ -46,6 +46,11 @@ print(f"E2E workers={workers} total={total} cluster_ready_s={ready:.2f}")
 """
 
 
+def container_mode() -> ContainerMode:
+    """Users' code in containers of this version's notebook image (`make images`), as `make up` runs it."""
+    return ContainerMode(image=default_image(), conf=CONTAINERS_CONF)
+
+
 def write_e2e_notebook(folder: Path) -> Path:
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -76,7 +81,7 @@ def facility(tmp_path_factory: pytest.TempPathFactory, tutorials_dir: Path) -> I
         access_token_ttl=ACCESS_TOKEN_TTL,
         extra_users=LOAD_USERS,
         settings_overrides={"auth.refresh_age": 2},  # with the facility's own ServiceX
-        containers=ContainerMode(image=default_image(), conf=CONTAINERS_CONF),
+        containers=container_mode(),
     )
     try:
         local.up()

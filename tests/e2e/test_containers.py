@@ -20,10 +20,10 @@ import nbformat
 import pytest
 import requests
 
-from af.tools.local.containers import FACILITY_LABEL, ContainerMode, default_image
+from af.tools.local.containers import FACILITY_LABEL
 from af.tools.local.ports import Ports
 from af.tools.local.runner import LocalFacility, marked_processes
-from tests.e2e.conftest import CONTAINERS_CONF, Hub, gateway_for, http_login, podman
+from tests.e2e.conftest import Hub, container_mode, gateway_for, http_login, podman
 from tests.e2e.test_browser import LAB_READY, sign_in
 from tests.e2e.test_isolation import wait_server
 
@@ -37,14 +37,13 @@ OOM_CELL = "import numpy as np\nblock = np.ones(1_500_000_000 // 8)\nprint('allo
 
 @pytest.fixture(scope="module")
 def cfacility(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFacility]:
-    image = default_image()
     example_data = os.environ.get("PHYSLITE_TEST_DATA") or os.environ.get("AF_EXAMPLE_DATA")
     local = LocalFacility(
         tmp_path_factory.mktemp("containers-state"),
         ports=Ports.free(),
         example_data=Path(example_data) if example_data else None,
         settings_overrides={"profiles": [PROFILE]},
-        containers=ContainerMode(image=image, conf=CONTAINERS_CONF),
+        containers=container_mode(),
     )
     try:
         local.up()

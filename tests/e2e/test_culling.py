@@ -12,6 +12,7 @@ from dask_gateway import Gateway, JupyterHubAuth
 
 from af.tools.local.ports import Ports
 from af.tools.local.runner import LocalFacility
+from tests.e2e.conftest import container_mode
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +28,7 @@ def quick_culling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFac
             "culling.every": 2,
             "gateway.cluster_idle_timeout": 5,
         },
+        containers=container_mode(),
     )
     try:
         facility.up()

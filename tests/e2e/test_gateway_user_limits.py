@@ -1,5 +1,6 @@
 """`gateway.limits` are totals over all clusters of one user, on a local facility of its own (real hub, real
-dask-gateway with the local-process backend, real dask workers): worker counts are those the schedulers see.
+dask-gateway with the container backend, real dask workers in containers): worker counts are those the schedulers
+see.
 
 Limits of this facility: 2 clusters, 3 workers, 7 cores, 9 GiB per user. Each scheduler takes 1 core and
 2 GiB (dask-gateway's defaults); workers default to 1 core and 1 GiB (gateway.worker of the local settings).
@@ -18,7 +19,7 @@ from dask_gateway import GatewayCluster, GatewayWarning
 
 from af.tools.local.ports import Ports
 from af.tools.local.runner import LocalFacility
-from tests.e2e.conftest import BUILD, Hub, gateway_for
+from tests.e2e.conftest import BUILD, Hub, container_mode, gateway_for
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +36,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFacility]
         settings_overrides={
             "gateway.limits": {"max_clusters": 2, "max_workers": 3, "max_cores": 7, "max_memory": "9G"}
         },
+        containers=container_mode(),
     )
     try:
         facility.up()

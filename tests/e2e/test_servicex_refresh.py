@@ -47,7 +47,8 @@ def test_servicex_yaml_carries_the_servers_token_that_the_service_accepts(facili
         path = home / "servicex.yaml"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         endpoint = yaml.safe_load(path.read_text())["api_endpoints"][0]
-        assert endpoint["endpoint"] == f"{facility.url}/services/servicex"
+        # the public URL as the server's container reaches it (the host's 127.0.0.1 is 10.0.2.2 there)
+        assert endpoint["endpoint"] == f"http://10.0.2.2:{facility.ports.public}/services/servicex"
         token = endpoint["token"]
         seen = run(
             f"{facility.url}/user/{USER}",

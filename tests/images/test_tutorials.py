@@ -2,10 +2,10 @@
 root, home volume, no network) with the example data mounted read-only and named by AF_EXAMPLE_DATA: nbclient and
 the kernel both run in the container; no cell fails and nothing is printed as a traceback.
 
-Tutorials that need servers outside the container are skipped with the reason: 04 reads over https, root:// and
-rucio (the test servers of tests/io run on the host's loopback, which a container without network cannot reach),
-05 needs a dask-gateway (the local facility); tests/notebooks runs both on the host, and the dask worker test here
-runs the image's workers.
+Tutorials that need servers outside the container are skipped here with the reason: 04 reads over https, root://
+and rucio (the test servers of tests/io run on the host's loopback, which a container without network cannot reach;
+tests/notebooks runs it), 05 and 07 need the facility's dask-gateway and ServiceX: tests/e2e/
+test_tutorials_in_containers.py runs them in a user's server container of this image on the local facility.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from .containers import HOME, home_volume, image, run
 
 NEEDS_SERVERS = {
     "04_remote_data": "needs the https, XRootD and rucio test servers on the host's loopback",
-    "05_scaling_out": "needs a dask-gateway (the local facility)",
-    "07_servicex": "needs the facility's ServiceX service (the local facility)",
+    "05_scaling_out": "needs a dask-gateway: tests/e2e/test_tutorials_in_containers.py runs it in this image",
+    "07_servicex": "needs the facility's ServiceX: tests/e2e/test_tutorials_in_containers.py runs it in this image",
 }
 # fewer repetitions than a user's default, as in tests/notebooks
 PARAMETERS = {"02_physlite": {"REPEAT": 2}, "06_coffea": {"CHUNK_SIZE": 50}}
