@@ -1,4 +1,5 @@
-"""The local facility's container spawner: each user's server in a container of the notebook image.
+"""The local facility's spawner: each user's server in a container of the notebook image (``af up --processes``:
+hub_config.local_spawner instead).
 
 DockerSpawner (a maintained JupyterHub spawner) talks to podman's Docker-compatible API service, which the local
 facility starts on a unix socket in its state folder (``DOCKER_HOST``). On top of DockerSpawner it

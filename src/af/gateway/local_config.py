@@ -1,7 +1,8 @@
 """dask-gateway-server configuration of the local facility (started by af.tools.local.runner).
 
 The shared part (hub authentication, cluster options, limits, idle timeout) comes from af.gateway.server_config;
-this file adds the local-process backend, the ports and the state folder.
+this file adds the backend (podman pods of the notebook image, af.gateway.container_backend; with `af up
+--processes` local processes, af.gateway.local_backend), the ports and the state folder.
 """
 
 import json
