@@ -61,9 +61,10 @@ def configure(c: Any, settings: Settings, discovery: dict[str, str] | None = Non
 
     hub_services = [gateway.gateway_service(settings.gateway)]
     servicex_service = servicex.servicex_service(settings)
+    roles = services.facility_roles()
     if servicex_service is not None:
         hub_services.append(servicex_service)
-    roles = services.facility_roles()
+        roles.append(servicex.servicex_role())
     for extra in (culling.culler_service(settings.culling), services.operator_service(settings.services)):
         if extra is not None:
             service, role = extra

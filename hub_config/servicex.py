@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from hub_config.gateway import ACCESS_SCOPE as GATEWAY_ACCESS_SCOPE
 from hub_config.settings import SettingsError
 from hub_config.settings_schema import Settings
 
@@ -72,10 +73,21 @@ def user_environment(settings: Settings) -> dict[str, str]:
     return {ENDPOINT_VARIABLE: url} if url else {}
 
 
+def servicex_role() -> dict[str, Any]:
+    """The service's role: its one scope lets its token use the facility's dask-gateway, where it runs its own
+    cluster (as the gateway's user ``service:servicex``, within the gateway's per-user limits). It needs
+    nothing else: it asks the hub's API about a user's token with that token.
+
+    Example:
+        >>> servicex_role()["scopes"]
+        ['access:services!service=dask-gateway']
+    """
+    return {"name": SERVICE_NAME, "scopes": [GATEWAY_ACCESS_SCOPE], "services": [SERVICE_NAME]}
+
+
 def servicex_service(settings: Settings, environ: Mapping[str, str] = os.environ) -> dict[str, Any] | None:
-    """The hub service `servicex`, or None without ``servicex.facility``. It needs no scopes of its own (it asks
-    the hub's API about a user's token with that token); not started by the hub, so that it keeps running
-    while the hub restarts."""
+    """The hub service `servicex`, or None without ``servicex.facility`` (its role: `servicex_role`); not
+    started by the hub, so that it keeps running while the hub restarts."""
     if not settings.servicex.facility:
         return None
     name = settings.servicex.api_token_env

@@ -67,12 +67,13 @@ class MinimalHub:
         stop(self.process)
 
 
-def start_hub(run: Path, service: str) -> MinimalHub:
+def start_hub(run: Path, service: str, extra_config: str = "") -> MinimalHub:
+    """The hub; `extra_config` is Python appended to its configuration (e.g. more services and roles)."""
     run.mkdir(parents=True, exist_ok=True)
     admin_token = secrets.token_hex(16)
     ports = {"proxy_port": free_port(), "hub_port": free_port(), "proxy_api_port": free_port()}
     (run / "jupyterhub_config.py").write_text(
-        CONFIG.format(run=run, admin_token=admin_token, service=service, **ports)
+        CONFIG.format(run=run, admin_token=admin_token, service=service, **ports) + extra_config
     )
     environment = {
         **os.environ,

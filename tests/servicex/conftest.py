@@ -17,6 +17,7 @@ sys.path.insert(0, str(TESTS))  # the `servers` package lives in tests/
 from servers.minimal_hub import start_hub  # noqa: E402
 from servers.seaweedfs import start_seaweedfs  # noqa: E402
 
+from tests.servicex.gateway_server import HubTokens, hub_extra_config  # noqa: E402
 from tests.servicex.service_process import SERVICE, start_service, write_user_config  # noqa: E402
 from tests.servicex.transforms import RESULTS_SECONDS, RETRY_DELAY  # noqa: E402
 
@@ -41,8 +42,14 @@ def seaweedfs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory):
-    server = start_hub(tmp_path_factory.mktemp("hub"), SERVICE)
+def hub_tokens() -> HubTokens:
+    return HubTokens()
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory, hub_tokens):
+    """The hub, with the gateway registered and the service's token and role (for the gateway engine)."""
+    server = start_hub(tmp_path_factory.mktemp("hub"), SERVICE, hub_extra_config(hub_tokens, SERVICE))
     yield server
     server.stop()
 

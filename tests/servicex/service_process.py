@@ -60,10 +60,10 @@ class ServiceProcess:
 
 
 def start_service(
-    run: Path, hub, seaweedfs, scheduler: str, *options: str, environment: dict[str, str] | None = None
+    run: Path, hub, seaweedfs, scheduler: str | None, *options: str, environment: dict[str, str] | None = None
 ) -> ServiceProcess:
     """The service on a free loopback port, with its state in `run`; `options` are extra command-line
-    options (e.g. ``--retries 3``)."""
+    options (e.g. ``--retries 3``; without a `scheduler`, ``--gateway ...``)."""
     run.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
@@ -76,7 +76,8 @@ def start_service(
     }
     command = [
         sys.executable, "-m", "af.servicex", "--listen", f"127.0.0.1:{port}", "--state", str(run / "state"),
-        "--scheduler", scheduler, "--s3-endpoint", seaweedfs.endpoint, "--service-name", SERVICE, *options,
+        *(["--scheduler", scheduler] if scheduler else []), "--s3-endpoint", seaweedfs.endpoint,
+        "--service-name", SERVICE, *options,
     ]  # fmt: skip
     service = ServiceProcess(f"http://127.0.0.1:{port}", command, env, run / "service.log")
     service.start()

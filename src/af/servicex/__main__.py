@@ -2,7 +2,8 @@
 
 Secrets come from the environment, never from the command line: JUPYTERHUB_API_URL (the hub's API),
 AF_SERVICEX_SECRET (signs the access tokens; generated per start when unset, which logs every client out at a
-restart), AF_SERVICEX_S3_ACCESS_KEY / AF_SERVICEX_S3_SECRET_KEY (the S3 server's admin identity). rucio DIDs
+restart), JUPYTERHUB_API_TOKEN (the service's hub token; with --gateway it owns the service's dask-gateway
+cluster), AF_SERVICEX_S3_ACCESS_KEY / AF_SERVICEX_S3_SECRET_KEY (the S3 server's admin identity). rucio DIDs
 are looked up with the rucio configuration of the environment (RUCIO_CONFIG).
 
 Example:
@@ -25,6 +26,7 @@ from pathlib import Path
 from af.servicex.app import make_app
 from af.servicex.auth import AccessTokens, HubTokens
 from af.servicex.execution import DaskEngine
+from af.servicex.gateway_cluster import ServiceCluster
 from af.servicex.objectstore import ObjectStore
 from af.servicex.service import ServiceX
 from af.servicex.store import Store
@@ -44,6 +46,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     engine = parser.add_mutually_exclusive_group(required=True)
     engine.add_argument("--scheduler", help="address of a dask scheduler (tcp://host:port)")
     engine.add_argument("--gateway", action="store_true", help="a dask-gateway cluster of the service's own")
+    parser.add_argument(
+        "--gateway-address",
+        default=os.environ.get("DASK_GATEWAY__ADDRESS", ""),
+        help="--gateway: the gateway's API (default: $DASK_GATEWAY__ADDRESS)",
+    )
+    parser.add_argument(
+        "--gateway-proxy-address",
+        default=os.environ.get("DASK_GATEWAY__PROXY_ADDRESS", ""),
+        help="--gateway: its scheduler proxy, gateway://host:port (default: $DASK_GATEWAY__PROXY_ADDRESS)",
+    )
     parser.add_argument("--max-workers", type=int, default=4, help="--gateway: the most workers to adapt to")
     parser.add_argument("--retries", type=int, default=2, help="retries of a file after a transient error")
     parser.add_argument(
@@ -57,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="the same S3 server as clients reach it, when not at --s3-endpoint (default: --s3-endpoint)",
     )
+    parser.add_argument(
+        "--s3-worker-endpoint",
+        default="",
+        help="the S3 server as the workers reach it, for their upload URLs (default: with --gateway, whose "
+        "workers run where users' code runs, --s3-public-endpoint; else --s3-endpoint)",
+    )
     parser.add_argument("--results-days", type=float, default=7.0, help="days a request's results are kept")
     parser.add_argument(
         "--expire-every", type=float, default=60.0, help="seconds between two removals of expired results"
@@ -64,6 +82,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.hub_api:
         parser.error("--hub-api (or JUPYTERHUB_API_URL) is required")
+    if args.gateway:
+        if not args.gateway_address or not args.gateway_proxy_address:
+            parser.error("--gateway needs --gateway-address and --gateway-proxy-address (or DASK_GATEWAY__*)")
+        if not os.environ.get("JUPYTERHUB_API_TOKEN"):
+            parser.error("--gateway: JUPYTERHUB_API_TOKEN (the service's hub token) is not set")
     for name in ("AF_SERVICEX_S3_ACCESS_KEY", "AF_SERVICEX_S3_SECRET_KEY"):
         if not os.environ.get(name):
             parser.error(f"{name} is not set (the S3 server's admin identity)")
@@ -79,9 +102,14 @@ async def serve(args: argparse.Namespace) -> None:
         os.environ["AF_SERVICEX_S3_ACCESS_KEY"],
         os.environ["AF_SERVICEX_S3_SECRET_KEY"],
         public_endpoint=args.s3_public_endpoint,
+        upload_endpoint=args.s3_worker_endpoint or (args.s3_public_endpoint if args.gateway else ""),
     )
     if args.gateway:
-        engine = await DaskEngine.gateway_cluster(args.max_workers, args.retries)
+        cluster = ServiceCluster(
+            args.gateway_address, args.gateway_proxy_address, os.environ["JUPYTERHUB_API_TOKEN"],
+            max_workers=args.max_workers,
+        )  # fmt: skip
+        engine = await DaskEngine.gateway_cluster(cluster, args.retries)
     else:
         engine = await DaskEngine.connect(args.scheduler, args.retries)
     service = ServiceX(store, objects, engine, timedelta(days=args.results_days), args.retry_delay)
@@ -89,9 +117,8 @@ async def serve(args: argparse.Namespace) -> None:
     app = make_app(service, AccessTokens(secret), HubTokens(args.hub_api, args.service_name), args.prefix)
     host, _, port = args.listen.rpartition(":")
     server = app.listen(int(port), address=host or "127.0.0.1")
-    log.info(
-        "ServiceX service on http://%s%s (dask: %s)", args.listen, args.prefix, args.scheduler or "gateway"
-    )
+    where = args.scheduler or f"the service's cluster {engine.cluster.name} on {args.gateway_address}"
+    log.info("ServiceX service on http://%s%s (dask: %s)", args.listen, args.prefix, where)
     service.resume()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

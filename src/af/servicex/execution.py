@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from distributed import Client, Event, Future, WorkerPlugin
+from distributed.client import FutureCancelledError
+from distributed.comm import CommClosedError
 
 from af.servicex.transform import transform_file
+
+if TYPE_CHECKING:  # workers unpickle WarmTransform from this module: it imports nothing they do not need
+    from af.servicex.gateway_cluster import ServiceCluster
 
 log = logging.getLogger("af.servicex")
 
@@ -29,6 +34,10 @@ log = logging.getLogger("af.servicex")
 def cancel_flag(request_id: str) -> str:
     """The name of the dask Event set when the request is canceled."""
     return f"servicex-cancel-{request_id}"
+
+
+async def register_plugins(client: Client) -> None:
+    await client.register_plugin(WarmTransform())
 
 
 class WarmTransform(WorkerPlugin):
@@ -51,32 +60,43 @@ class WarmTransform(WorkerPlugin):
 class DaskEngine:
     client: Client
     retries: int = 2
-    cluster: Any = None  # a dask-gateway cluster owned by the service
-    max_workers: int = 4
+    cluster: ServiceCluster | None = None  # the service's own dask-gateway cluster (--gateway)
     futures: dict[str, list[Future]] = field(default_factory=dict)
 
     @classmethod
     async def connect(cls, address: str, retries: int = 2) -> DaskEngine:
         client = await Client(address, asynchronous=True)
-        await client.register_plugin(WarmTransform())
+        await register_plugins(client)
         return cls(client, retries)
 
     @classmethod
-    async def gateway_cluster(cls, max_workers: int, retries: int = 2) -> DaskEngine:
-        """A cluster on the facility's dask-gateway (address and hub token from the DASK_GATEWAY__*
-        configuration), adapting between 0 and `max_workers` workers."""
-        from dask_gateway import Gateway
+    async def gateway_cluster(cls, cluster: ServiceCluster, retries: int = 2) -> DaskEngine:
+        """Transforms on `cluster` (a dask-gateway cluster of the service's own, adapting between 0 and its
+        `max_workers` workers; found again or made anew when it is gone)."""
+        cluster.on_new_client = register_plugins
+        return cls(await cluster.client(), retries, cluster)
 
-        gateway = Gateway(asynchronous=True)
-        cluster = await gateway.new_cluster()
-        await cluster.adapt(minimum=0, maximum=max_workers)
-        client = await cluster.get_client(set_as_default=False)
-        await client.register_plugin(WarmTransform())
-        return cls(client, retries, cluster, max_workers)
+    async def ready(self) -> None:
+        """Before a request's tasks: a running cluster (the gateway may have stopped an idle one)."""
+        if self.cluster is not None:
+            self.client = await self.cluster.client()
+
+    async def recover(self, error: BaseException) -> bool:
+        """Whether a task that ended with `error` was lost with its cluster or its scheduler connection (not
+        by a cancel of ours) and the engine has a running cluster again to try it on."""
+        lost = isinstance(error, (FutureCancelledError, CommClosedError)) or self.client.status != "running"
+        if not lost or self.cluster is None:
+            return False
+        log.info(
+            "a task was lost with the service's cluster (%s: %s); reconnecting", type(error).__name__, error
+        )
+        self.client = await self.cluster.recover()
+        return True
 
     def submit(
-        self, request_id: str, idx: int, attempt: int, location: str, selection: str, fmt: str, url: str
-    ) -> Future:
+        self, request_id: str, idx: int, attempt: int, location: str, selection: str, fmt: str, url: str,
+        lost: int = 0,
+    ) -> Future:  # fmt: skip
         future = self.client.submit(
             transform_file,
             location,
@@ -84,7 +104,7 @@ class DaskEngine:
             fmt,
             url,
             cancel_flag(request_id),
-            key=f"servicex-{request_id}-{idx}-{attempt}",
+            key=f"servicex-{request_id}-{idx}-{attempt}-{lost}",
             pure=False,
         )
         self.futures.setdefault(request_id, []).append(future)
@@ -100,6 +120,7 @@ class DaskEngine:
         self.futures.pop(request_id, None)
 
     async def close(self) -> None:
-        await self.client.close()
         if self.cluster is not None:
-            await self.cluster.shutdown()
+            await self.cluster.close()
+        else:
+            await self.client.close()

@@ -37,24 +37,28 @@ class ObjectStore:
     region: str = "us-east-1"
     # where clients reach the same server, when not at `endpoint` (e.g. from users' containers or pods)
     public_endpoint: str = ""
+    # where the workers that upload outputs reach it, when not at `endpoint` (workers in containers); a presigned
+    # URL is signed for its host (SigV4 signs the Host header), so it is made for this address
+    upload_endpoint: str = ""
     _user_credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
-    _clients: dict[str, Any] = field(default_factory=dict)
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _client(self, kind: str):
-        """One boto3 client per kind, made once: making one takes tens of ms (one per file of a request, in
-        the service's threads, held up its tasks); boto3's clients may be shared between threads."""
+    def _client(self, kind: str, endpoint: str = ""):
+        """One boto3 client per kind and endpoint, made once: making one takes tens of ms (one per file of a
+        request, in the service's threads, held up its tasks); boto3's clients may be shared between threads."""
+        endpoint = endpoint or self.endpoint
         with self._lock:
-            if kind not in self._clients:
-                self._clients[kind] = boto3.client(
+            if (kind, endpoint) not in self._clients:
+                self._clients[kind, endpoint] = boto3.client(
                     kind,
-                    endpoint_url=self.endpoint,
+                    endpoint_url=endpoint,
                     aws_access_key_id=self.access_key,
                     aws_secret_access_key=self.secret_key,
                     region_name=self.region,
                     config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
                 )
-            return self._clients[kind]
+            return self._clients[kind, endpoint]
 
     @property
     def host(self) -> str:
@@ -73,7 +77,8 @@ class ObjectStore:
                 raise
 
     def upload_url(self, bucket: str, key: str) -> str:
-        return self._client("s3").generate_presigned_url(
+        """A presigned PUT URL of `key`, at the address the workers reach (`upload_endpoint`)."""
+        return self._client("s3", self.upload_endpoint).generate_presigned_url(
             "put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=UPLOAD_SECONDS
         )
 

@@ -36,6 +36,9 @@ from af.servicex.transform import TransientError
 log = logging.getLogger("af.servicex")
 APP_VERSION = "physlite-servicex 0.1"
 FORMATS = {"parquet": "parquet", "root-file": "root"}
+LOST_TASK_TRIES = (
+    3  # a file's task lost with its cluster (not an attempt of the file): tried again this often
+)
 
 
 class BadRequest(ValueError):
@@ -142,6 +145,7 @@ class ServiceX:
             if request.files == 0:
                 await self._lookup(request)
             await asyncio.to_thread(self.objects.create_bucket, request_id)
+            await self.engine.ready()
             self.store.set_status(request_id, st.RUNNING)
             pending = self.store.files(request_id, st.PENDING)
             await asyncio.gather(*(self._run_file(request, task) for task in pending))
@@ -174,15 +178,16 @@ class ServiceX:
     async def _attempts(self, request: Request, task: st.FileTask, url: str) -> dict[str, Any]:
         """The file's outcome after at most 1 + retries attempts (a transient error waits, then tries again)."""
         attempts = self.engine.retries + 1
-        for attempt in range(attempts):
+        attempt = lost = 0
+        while attempt < attempts:
             future = self.engine.submit(
                 request.request_id, task.idx, attempt, task.location, request.selection,
-                request.result_format, url,
+                request.result_format, url, lost,
             )  # fmt: skip
             try:
                 return await future
             except asyncio.CancelledError:
-                if self.store.request(request.request_id).status == st.CANCELED:
+                if self._canceled(request):
                     return {"canceled": True}
                 raise
             except TransientError as error:
@@ -194,9 +199,20 @@ class ServiceX:
                     request.request_id, task.idx, error, attempt + 2, attempts, delay,
                 )  # fmt: skip
                 await asyncio.sleep(delay)
+                attempt += 1
             except Exception as error:  # raised on the worker, or the worker was lost
+                if self._canceled(request):
+                    return {"canceled": True}
+                # lost with the cluster (not the file's fault): again on a running cluster, not an attempt
+                if lost < LOST_TASK_TRIES and await self.engine.recover(error):
+                    lost += 1
+                    continue
                 return {"error": f"{task.location}: {type(error).__name__}: {error}"}
         raise AssertionError("unreachable")
+
+    def _canceled(self, request: Request) -> bool:
+        current = self.store.request(request.request_id)
+        return current is None or current.status == st.CANCELED
 
     async def cancel(self, request: Request) -> None:
         if request.status in st.FINISHED:
