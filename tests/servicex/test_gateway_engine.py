@@ -56,7 +56,7 @@ class ServiceCluster:
 
     def __init__(self, gateway, token: str):
         self.gateway = gateway.gateway(token)
-        self.client = None
+        self.client = self.cluster = None
 
     def name(self) -> str:
         [report] = self.gateway.list_clusters()  # one cluster of the service's own
@@ -64,8 +64,15 @@ class ServiceCluster:
 
     def connect(self):
         if self.client is None or self.client.status != "running":
-            self.client = self.gateway.connect(self.name()).get_client(set_as_default=False)
+            self.close_cluster()
+            self.cluster = self.gateway.connect(self.name())
+            self.client = self.cluster.get_client(set_as_default=False)
         return self.client
+
+    def close_cluster(self) -> None:
+        if self.cluster is not None:  # its client and session, not the service's cluster itself
+            self.cluster.close(shutdown=False)
+            self.cluster = self.client = None
 
     def workers(self) -> int:
         return len(self.connect().nthreads())
@@ -88,8 +95,7 @@ class ServiceCluster:
         return found[0]
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
+        self.close_cluster()
         self.gateway.close()
 
 
@@ -204,3 +210,19 @@ def test_a_gateway_restart_mid_request_the_request_completes(
     assert "error" not in outcome, outcome.get("error")
     _assert_equal_direct_reads(outcome["delivered"]["gateway-restart"], files)
     assert service_cluster.name() == before  # the cluster survived the restart; the service kept it
+
+
+def test_a_service_killed_mid_request_finds_its_cluster_again(
+    dave, gateway_service, service_cluster, r21_path, r22_path
+):
+    files = _files(r21_path, r22_path, 6)
+    before = service_cluster.name()
+    thread, outcome = _deliver_in_thread(dave, _spec("service-killed", files, QUERY))
+    service_cluster.busy_worker()
+    gateway_service.kill()
+    gateway_service.start()
+    thread.join(300)
+    assert "error" not in outcome, outcome.get("error")
+    _assert_equal_direct_reads(outcome["delivered"]["service-killed"], files)
+    assert service_cluster.name() == before  # no second cluster: the restarted service took its own again
+    assert f"using the service's dask-gateway cluster {before}" in gateway_service.log.read_text()

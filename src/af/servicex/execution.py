@@ -1,5 +1,6 @@
 """Where transforms run: a dask scheduler given to the service (``--scheduler tcp://...``) or a dask-gateway
-cluster of the service's own (``--gateway``, scaled to the work within the gateway's limits). One task per file
+cluster of the service's own (``--gateway``, `af.servicex.gateway_cluster`: scaled to the work within the
+gateway's limits; a task lost with that cluster or its connection is run again on a running one, `recover`). One task per file
 and attempt: the service itself tries a file again after a transient error, later (see `af.servicex.service`).
 Every worker loads the transform's modules and physlite's decode kernels when it starts (`WarmTransform`), not
 in its first file's task: the time to first file of a fresh worker drops by the ~1.5 s that loading takes.

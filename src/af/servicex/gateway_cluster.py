@@ -38,6 +38,7 @@ class ServiceCluster:
     name: str = ""
     _gateway: Any = None
     _client: Client | None = None
+    _cluster: Any = None  # the GatewayCluster object of `_client` (it holds a session of its own)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def gateway(self):
@@ -72,7 +73,7 @@ class ServiceCluster:
         else:
             cluster = await gateway.new_cluster(shutdown_on_close=False, worker_cores=self.worker_cores)
             log.info("started the service's dask-gateway cluster %s", cluster.name)
-        self.name = cluster.name
+        self.name, self._cluster = cluster.name, cluster
         with warnings.catch_warnings(record=True) as trimmed:
             warnings.simplefilter("always", GatewayWarning)
             await cluster.adapt(minimum=0, maximum=self.max_workers)
@@ -106,8 +107,11 @@ class ServiceCluster:
 
     async def _drop_client(self) -> None:
         client, self._client = self._client, None
+        cluster, self._cluster = self._cluster, None
         try:
             await asyncio.wait_for(client.close(), 10)
+            if cluster is not None:  # its local state only: the cluster is stopped by name (`close`)
+                await asyncio.wait_for(cluster.close(shutdown=False), 10)
         except Exception as error:
             log.info("closing the lost client: %s", error)
 
