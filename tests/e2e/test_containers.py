@@ -179,7 +179,6 @@ def test_server_reaches_the_hub_and_proxy_but_no_internal_port(cfacility, chub):
         "gateway web on the container's loopback": ("127.0.0.1", p.gateway_web),
         "ServiceX's S3": ("10.0.2.2", p.s3),
         "ServiceX service": ("10.0.2.2", p.servicex),
-        "ServiceX's dask scheduler": ("10.0.2.2", p.dask_scheduler),
         "SeaweedFS master": ("10.0.2.2", p.seaweed_master),
         "SeaweedFS filer": ("10.0.2.2", p.seaweed_filer),
         "SeaweedFS volume": ("10.0.2.2", p.seaweed_volume),
@@ -213,7 +212,6 @@ def test_server_reaches_the_hub_and_proxy_but_no_internal_port(cfacility, chub):
         "gateway web on the container's loopback": False,
         "ServiceX's S3": True,  # the client downloads its results (with its own user's keys)
         "ServiceX service": False,  # only through the hub's proxy
-        "ServiceX's dask scheduler": False,
         "SeaweedFS master": False,
         "SeaweedFS filer": False,  # it would serve every bucket's files to anyone
         "SeaweedFS volume": False,

@@ -1,4 +1,5 @@
-"""The TCP ports of the local facility's components (all on 127.0.0.1).
+"""The TCP ports of the local facility's components (on 127.0.0.1, or 127.0.0.2 for those users' containers must
+not reach: see af.tools.local.containers).
 
 Example:
     >>> Ports().public
@@ -25,9 +26,6 @@ class Ports:
     gateway_tcp: int = 8786  # dask-gateway's scheduler (TLS) proxy
     gateway_api: int = 8787  # dask-gateway's private API server
     servicex: int = 8795  # the ServiceX service (af.servicex), behind the hub's proxy at /services/servicex/
-    dask_scheduler: int = 8796  # the ServiceX service's own dask scheduler (its transforms)
-    dask_dashboard: int = 8797  # that scheduler's HTTP (health)
-    dask_worker_dashboard: int = 8798  # its worker's HTTP (health)
     s3: int = 8333  # SeaweedFS's S3 API: the ServiceX results
     s3_grpc: int = 18333
     seaweed_master: int = 9333  # SeaweedFS's master, volume server and filer (behind its S3 API)
@@ -47,6 +45,18 @@ class Ports:
                 sock.bind(("127.0.0.1", 0))
                 numbers.append(sock.getsockname()[1])
         return cls(*numbers)
+
+    @classmethod
+    def saved(cls, values: dict[str, int]) -> Ports:
+        """The ports a state folder's ports.json recorded; names an older version used and this one does not
+        (e.g. the ServiceX service's own dask scheduler, now on the gateway) are left out, new ones get defaults.
+
+        Example:
+            >>> Ports.saved({"public": 9000, "dask_scheduler": 8796}).public
+            9000
+        """
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: port for name, port in values.items() if name in names})
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

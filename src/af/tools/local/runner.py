@@ -238,7 +238,7 @@ class LocalFacility:
         # the facility's own ServiceX, unless an external endpoint is given
         self.servicex = "servicex.endpoint" not in self.settings_overrides
         saved = _read_json(self.state_dir / "ports.json", None)
-        self.ports = ports or (Ports(**saved) if saved else Ports())
+        self.ports = ports or (Ports.saved(saved) if saved else Ports())
 
     # ---- state -------------------------------------------------------------------------------------------
     @property
