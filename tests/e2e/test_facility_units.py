@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -104,3 +105,12 @@ def test_down_finds_processes_by_marker():
         assert marked_processes(marker) == []
     finally:
         child.kill()
+
+
+def test_ports_of_an_older_state_folder_still_load(tmp_path):
+    # ports.json of a version whose ServiceX had a dask scheduler of its own (ports this version no longer uses)
+    recorded = {**Ports.free().as_dict(), "dask_scheduler": 8796, "dask_dashboard": 8797}
+    (tmp_path / "ports.json").write_text(json.dumps(recorded))
+    ports = LocalFacility(tmp_path).ports
+    assert ports.public == recorded["public"] and ports.s3 == recorded["s3"]
+    assert "dask_scheduler" not in ports.as_dict()
