@@ -30,6 +30,8 @@ from .hub import KubeHub, chart_values
 NAMESPACE = "kubespawner-test"
 USER = "alice"
 DATA_MOUNT = "/data/examples"
+# short enough to be seen culling, long enough not to cull a server while the other tests use it (seconds)
+CULLING = {"server_idle_timeout": 20, "every": 5}
 # Kubernetes answers quantities in canonical form: compare numbers, not strings
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
 
@@ -78,7 +80,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def hub(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory):
-    """The hub, spawning into NAMESPACE, with the chart's default values."""
+    """The hub, spawning into NAMESPACE, with the chart's default values but a short idle timeout."""
     data_dir = require_data_file(R22_FILE).parent
     namespace_and_data(cluster, data_dir)
     volumes = [{"name": "examples", "persistentVolumeClaim": {"claimName": "examples", "readOnly": True}}]
@@ -86,7 +88,7 @@ def hub(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory):
     with KubeHub.start(
         cluster.bin,
         tmp_path_factory.mktemp("kubehub"),
-        {},
+        {"settings": {"culling": CULLING}},
         NAMESPACE,
         volumes=volumes,
         volume_mounts=mounts,
@@ -115,13 +117,32 @@ def wait_server_ready(hub: KubeHub, seconds: float = 240) -> dict:
     raise AssertionError(f"server of {USER} not ready: {server}\nhub log:\n{hub.log()[-6000:]}")
 
 
-@pytest.fixture(scope="module")
-def started(hub: KubeHub, cluster: Cluster) -> dict:
-    """The user's server started through the hub API; the user's own token."""
+def start_server(hub: KubeHub) -> dict:
+    """Start the user's server through the hub API (making the user if needed); the server once ready."""
     assert hub.api("POST", f"/users/{USER}").status_code in (201, 409)
     response = hub.api("POST", f"/users/{USER}/server")
     assert response.status_code in (201, 202), response.text
-    server = wait_server_ready(hub)
+    return wait_server_ready(hub)
+
+
+def wait_server_gone(hub: KubeHub, cluster: Cluster, seconds: float) -> None:
+    """Wait until the hub lists no server of the user and no pod of theirs is left."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not user_pods(cluster) and not hub.api("GET", f"/users/{USER}").json()["servers"]:
+            return
+        time.sleep(1)
+    servers = hub.api("GET", f"/users/{USER}").json()["servers"]
+    pods = [pod["metadata"]["name"] for pod in user_pods(cluster)]
+    raise AssertionError(
+        f"after {seconds}s the hub lists {servers} and pods {pods} remain\n{hub.log()[-4000:]}"
+    )
+
+
+@pytest.fixture(scope="module")
+def started(hub: KubeHub, cluster: Cluster) -> dict:
+    """The user's server started through the hub API; the user's own token."""
+    server = start_server(hub)
     token = hub.api("POST", f"/users/{USER}/tokens", json={"note": "kubespawner test"}).json()["token"]
     return {"server": server, "token": token}
 
@@ -180,10 +201,23 @@ def test_stopping_the_server_deletes_the_pod(hub: KubeHub, cluster: Cluster, sta
     assert user_pods(cluster)
     response = hub.api("DELETE", f"/users/{USER}/server")
     assert response.status_code in (202, 204), response.text
-    deadline = time.monotonic() + 90
-    while (
-        user_pods(cluster) or hub.api("GET", f"/users/{USER}").json()["servers"]
-    ) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert not user_pods(cluster), "the user pod is still there after the server was stopped"
-    assert not hub.api("GET", f"/users/{USER}").json()["servers"], hub.log()[-4000:]
+    wait_server_gone(hub, cluster, 90)
+
+
+def test_a_user_pod_deleted_under_a_running_server_is_noticed_by_the_hub(
+    hub: KubeHub, cluster: Cluster
+) -> None:
+    start_server(hub)
+    [pod] = user_pods(cluster)
+    cluster.kubectl("delete", "pod", "-n", NAMESPACE, pod["metadata"]["name"], "--wait=false")
+    # the hub polls its spawners every Spawner.poll_interval (JupyterHub's default 30 s; z2jh keeps it)
+    wait_server_gone(hub, cluster, 60)
+    # noticed by the hub's poll of the spawner, not stopped through the API
+    assert f"User {USER} server stopped, with exit code" in hub.log(), hub.log()[-3000:]
+
+
+def test_the_idle_culler_stops_an_idle_server(hub: KubeHub, cluster: Cluster) -> None:
+    assert hub.settings["culling"] == {**hub.settings["culling"], **CULLING}
+    start_server(hub)
+    wait_server_gone(hub, cluster, CULLING["server_idle_timeout"] + 3 * CULLING["every"])
+    assert f"Culling server {USER}" in hub.log(), hub.log()[-3000:]
