@@ -1,8 +1,9 @@
 """JupyterHub with KubeSpawner against the cluster of tools/cluster, configured as the chart configures it.
 
 The hub (from .venv), its proxy and the development OIDC provider run inside the node's network namespace,
-so user pods reach the hub at the node's address and the proxy reaches pod IPs; the hub's public port is
-forwarded to the host's loopback (nsforward, as up.sh does for the API server).
+so user pods reach the hub at the node's address and the proxy reaches pod IPs; the hub's public port and the
+provider (on the namespace's loopback, so that its issuer URL is the same inside and outside) are forwarded to
+the host's loopback (nsforward, as up.sh does for the API server).
 
 "As the chart configures it": the ConfigMap our chart renders (settings.yaml and analysis_facility.py) is
 mounted where z2jh's hub reads it (/usr/local/etc/jupyterhub/..., in a private mount namespace of the hub
@@ -42,7 +43,9 @@ from .cluster import KUBECONFIG, NETNS, REPO, facility_chart
 
 NODE_IP = "10.201.0.1"  # tools/cluster/lib.sh NODE_IP: the node's address inside the namespace
 API_INSIDE = f"https://{NODE_IP}:6443"
-OIDC_PORT = 5556
+# the provider listens on the namespace's loopback and is forwarded to the same address on the host's, so the
+# issuer URL is the same for the hub (inside) and the user's client (outside)
+OIDC_PORT = int(os.environ.get("CLUSTER_OIDC_PORT", "15556"))
 PROXY_PORT = 8000
 HUB_PORT = 8081
 HOST_PORT = int(os.environ.get("CLUSTER_HUB_PORT", "18000"))  # the proxy on the host's loopback
@@ -103,6 +106,19 @@ def chart_values() -> dict[str, Any]:
     return helm_python.Chart.load(REPO / "charts" / "analysis-facility").values
 
 
+def forward(cluster_bin: Path, host_port: int, inside: str) -> list[str]:
+    """nsforward from the host's 127.0.0.1:`host_port` to `inside` (host:port) in the node's namespace."""
+    return [
+        str(cluster_bin / "nsforward"),
+        "-listen",
+        f"127.0.0.1:{host_port}",
+        "-netns",
+        f"/run/netns/{NETNS}",
+        "-to",
+        inside,
+    ]
+
+
 def in_node(*command: str) -> list[str]:
     """`command` run inside the node's network namespace."""
     return ["ip", "netns", "exec", NETNS, *command]
@@ -140,9 +156,12 @@ class KubeHub:
         volumes: list[dict[str, Any]] | None = None,
         volume_mounts: list[dict[str, Any]] | None = None,
         environment: Mapping[str, str] | None = None,
+        accounts: Mapping[str, tuple[str, list[str]]] | None = None,
     ) -> Iterator[KubeHub]:
-        """Start the OIDC provider, the hub (spawning into `namespace`) and the forward; stop them at the end."""
-        issuer = f"http://{NODE_IP}:{OIDC_PORT}"
+        """Start the OIDC provider (with `accounts`: name -> (password, groups)), the hub (spawning into
+        `namespace`) and the forwards; stop them at the end."""
+        accounts = accounts or {}
+        issuer = f"http://127.0.0.1:{OIDC_PORT}"
         public = f"http://127.0.0.1:{HOST_PORT}"
         values = {
             **values,
@@ -181,7 +200,7 @@ class KubeHub:
             json.dumps(
                 {
                     "issuer": issuer,
-                    "host": NODE_IP,
+                    "host": "127.0.0.1",
                     "port": OIDC_PORT,
                     "keys_file": str(folder / "oidc" / "keys.json"),
                     "node_modules": str(REPO / "node_modules"),
@@ -192,7 +211,10 @@ class KubeHub:
                             "redirect_uris": [f"{public}/hub/oauth_callback"],
                         }
                     ],
-                    "accounts": {},
+                    "accounts": {
+                        name: {"password": password, "groups": groups}
+                        for name, (password, groups) in accounts.items()
+                    },
                 }
             )
         )
@@ -219,15 +241,8 @@ class KubeHub:
                 str(folder / "oidc/config.json"),
             ),
             "hub": in_node("unshare", "--mount", "--propagation", "private", "sh", "-c", hub_command),
-            "forward": [
-                str(cluster_bin / "nsforward"),
-                "-listen",
-                f"127.0.0.1:{HOST_PORT}",
-                "-netns",
-                f"/run/netns/{NETNS}",
-                "-to",
-                f"{NODE_IP}:{PROXY_PORT}",
-            ],
+            "forward": forward(cluster_bin, HOST_PORT, f"{NODE_IP}:{PROXY_PORT}"),
+            "oidc-forward": forward(cluster_bin, OIDC_PORT, f"127.0.0.1:{OIDC_PORT}"),
         }
         processes = []
         hub = cls(public, operator_token, yaml.safe_load(data["settings.yaml"]), folder, processes)

@@ -3,9 +3,10 @@ user pod from the notebook image on the cluster of `make cluster`: the profile's
 server reaches the hub, a kernel in the pod imports physlite and reads the example file, and stopping the
 server deletes the pod. See tests/cluster/hub.py for how the hub runs next to the node.
 
-The spawn is driven through the hub API with the af-operator service's token (the chart's
-settings.services.operator_token_env), not by a browser login: the development OIDC provider runs (the hub reads
-its discovery document at start) but no user logs in through it here.
+The user logs in through the development OIDC provider (the chart's auth settings with its issuer) with a plain
+HTTP client (af.tools.local.login: the browser's redirects and form, no Chromium yet) and starts her server from
+the hub's spawn page; the later restarts, and the user's token, go through the hub API with the af-operator
+service's token (the chart's settings.services.operator_token_env).
 
 The tests run in this order (one user server for the module)."""
 
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from af.tools.local.login import login
 from af.tools.remote_kernel import RemoteKernel
 from hub_config.profiles import kubespawner_profile
 from hub_config.settings_schema import Profile
@@ -32,6 +35,7 @@ USER = "alice"
 DATA_MOUNT = "/data/examples"
 # short enough to be seen culling, long enough not to cull a server while the other tests use it (seconds)
 CULLING = {"server_idle_timeout": 20, "every": 5}
+PASSWORD = secrets.token_hex(8)
 # Kubernetes answers quantities in canonical form: compare numbers, not strings
 UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
 
@@ -93,6 +97,7 @@ def hub(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory):
         volumes=volumes,
         volume_mounts=mounts,
         environment={"AF_EXAMPLE_DATA": DATA_MOUNT},
+        accounts={USER: (PASSWORD, ["atlas"])},
     ) as running:
         yield running
     cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
@@ -141,10 +146,21 @@ def wait_server_gone(hub: KubeHub, cluster: Cluster, seconds: float) -> None:
 
 @pytest.fixture(scope="module")
 def started(hub: KubeHub, cluster: Cluster) -> dict:
-    """The user's server started through the hub API; the user's own token."""
-    server = start_server(hub)
+    """The user logs in through the OIDC provider (group atlas) and starts her server from the hub's spawn page;
+    her browser session and a token of hers (made by the operator)."""
+    session, response = login(hub.url, USER, PASSWORD)
+    assert response.status_code == 200, f"login of {USER} ended at {response.url} ({response.status_code})"
+    spawn = session.get(f"{hub.url}/hub/spawn", timeout=60)
+    if 'name="profile"' in spawn.text:  # KubeSpawner's profile form: take the facility's default profile
+        spawn = session.post(
+            f"{hub.url}/hub/spawn",
+            data={"profile": "default", "_xsrf": session.cookies.get("_xsrf", "")},
+            timeout=60,
+        )
+    assert spawn.status_code == 200, spawn.text[-2000:]
+    server = wait_server_ready(hub)
     token = hub.api("POST", f"/users/{USER}/tokens", json={"note": "kubespawner test"}).json()["token"]
-    return {"server": server, "token": token}
+    return {"server": server, "token": token, "session": session}
 
 
 def test_user_pod_runs_the_notebook_image_as_1000_with_the_profile_resources(
@@ -177,6 +193,9 @@ def test_server_answers_through_the_hub_with_the_users_token(hub: KubeHub, start
     )
     # without a token the server does not answer the API
     assert requests.get(url, timeout=30, allow_redirects=False).status_code in (302, 403)
+    # her browser session opens JupyterLab in the pod (the server's OAuth with the hub)
+    lab = started["session"].get(f"{hub.url}/user/{USER}/lab", timeout=60)
+    assert lab.status_code == 200 and "JupyterLab" in lab.text, lab.url
 
 
 def test_kernel_in_the_pod_imports_physlite_and_reads_the_example(hub: KubeHub, started: dict) -> None:
