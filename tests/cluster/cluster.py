@@ -48,6 +48,20 @@ def run_script(name: str, timeout: float) -> float:
     return time.monotonic() - started
 
 
+def load_image(image: str) -> None:
+    """Load `image` from podman onto the node (tools/cluster/load-images.sh; quick when it is there already);
+    AssertionError naming `make images` when podman does not have it.
+
+    Example: ``load_image("ghcr.io/physlite-facility/notebook:0.1.0")``
+    """
+    loaded = subprocess.run(
+        [str(TOOLS / "load-images.sh"), image], capture_output=True, text=True, timeout=900
+    )
+    assert loaded.returncode == 0 and "skipped" not in loaded.stdout, (
+        f"{image} is not on the node (make images): {loaded.stdout}{loaded.stderr}"
+    )
+
+
 def pinned_kubernetes() -> str:
     """The k8s.io/kubernetes version tools/cluster/modules/kubernetes/go.mod requires, e.g. ``v1.35.4``."""
     go_mod = (TOOLS / "modules" / "kubernetes" / "go.mod").read_text()

@@ -20,7 +20,7 @@ import yaml
 
 from hub_config.settings import validate_settings
 
-from .cluster import REPO, TOOLS, Cluster, facility_chart
+from .cluster import REPO, TOOLS, Cluster, facility_chart, load_image
 
 CHART = REPO / "charts" / "analysis-facility"
 NAMESPACE = facility_chart.NAMESPACE
@@ -110,12 +110,7 @@ def record_install(seconds: float) -> None:
 def release(cluster: Cluster) -> facility_chart.Facility:
     """The release installed (revision 1) and the client pods Ready in its namespace."""
     image = hub_image()
-    loaded = subprocess.run(
-        [str(TOOLS / "load-images.sh"), image], capture_output=True, text=True, timeout=900
-    )
-    assert loaded.returncode == 0 and "skipped" not in loaded.stdout, (
-        f"{image} is not on the node (make images): {loaded.stdout}{loaded.stderr}"
-    )
+    load_image(image)
     facility = facility_chart.Facility()
     facility.prepare()
     started = time.monotonic()

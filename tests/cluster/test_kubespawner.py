@@ -27,7 +27,7 @@ from hub_config.profiles import kubespawner_profile
 from hub_config.settings_schema import Profile
 from tests.conftest import R22_FILE, require_data_file
 
-from .cluster import Cluster
+from .cluster import Cluster, load_image
 from .hub import KubeHub, chart_values
 
 NAMESPACE = "kubespawner-test"
@@ -86,6 +86,8 @@ spec:
 def hub(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory):
     """The hub, spawning into NAMESPACE, with the chart's default values but a short idle timeout."""
     data_dir = require_data_file(R22_FILE).parent
+    singleuser = chart_values()["jupyterhub"]["singleuser"]["image"]
+    load_image(f"{singleuser['name']}:{singleuser['tag']}")
     namespace_and_data(cluster, data_dir)
     volumes = [{"name": "examples", "persistentVolumeClaim": {"claimName": "examples", "readOnly": True}}]
     mounts = [{"name": "examples", "mountPath": DATA_MOUNT, "readOnly": True}]
