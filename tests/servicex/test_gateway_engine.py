@@ -166,28 +166,35 @@ def test_the_service_is_not_counted_against_a_physicists_limits(
         erin.stop_cluster(cluster.name)
 
 
-def test_a_worker_killed_mid_request_the_request_completes(dave, service_cluster, r21_path, r22_path):
-    files = _files(r21_path, r22_path, 12)  # file lists differ between the tests: no request hits the cache
-    thread, outcome = _deliver_in_thread(dave, _spec("killed-worker", files, QUERY))
-    worker = service_cluster.busy_worker()
-    pid = service_cluster.connect().run(os.getpid, workers=[worker])[worker]
-    os.kill(pid, signal.SIGKILL)  # workers of the local gateway are processes on this machine
+def _deliver_interrupted(dave, service_cluster, name: str, files: list, interrupt) -> None:
+    """Deliver `files` while `interrupt(a busy worker's address)` strikes mid-request; the request must end with
+    results equal to direct reads."""
+    thread, outcome = _deliver_in_thread(dave, _spec(name, files, QUERY))
+    interrupt(service_cluster.busy_worker())
     thread.join(300)
     assert "error" not in outcome, outcome.get("error")
-    _assert_equal_direct_reads(outcome["delivered"]["killed-worker"], files)
+    _assert_equal_direct_reads(outcome["delivered"][name], files)
+
+
+def test_a_worker_killed_mid_request_the_request_completes(dave, service_cluster, r21_path, r22_path):
+    def kill(worker: str) -> None:  # workers of the local gateway are processes on this machine
+        os.kill(service_cluster.connect().run(os.getpid, workers=[worker])[worker], signal.SIGKILL)
+
+    # file lists differ between the tests: no request hits the cache
+    _deliver_interrupted(dave, service_cluster, "killed-worker", _files(r21_path, r22_path, 12), kill)
 
 
 def test_a_cluster_stopped_mid_request_a_new_one_finishes_it(
     dave, gateway_service, service_cluster, r21_path, r22_path
 ):
-    files = _files(r21_path, r22_path, 10)
     first = service_cluster.name()
-    thread, outcome = _deliver_in_thread(dave, _spec("stopped-cluster", files, QUERY))
-    service_cluster.busy_worker()
-    service_cluster.gateway.stop_cluster(first)
-    thread.join(300)
-    assert "error" not in outcome, outcome.get("error")
-    _assert_equal_direct_reads(outcome["delivered"]["stopped-cluster"], files)
+    _deliver_interrupted(
+        dave,
+        service_cluster,
+        "stopped-cluster",
+        _files(r21_path, r22_path, 10),
+        lambda _: service_cluster.gateway.stop_cluster(first),
+    )
     assert service_cluster.name() != first
     assert (
         f"started the service's dask-gateway cluster {service_cluster.name()}"
@@ -198,29 +205,23 @@ def test_a_cluster_stopped_mid_request_a_new_one_finishes_it(
 def test_a_gateway_restart_mid_request_the_request_completes(
     dave, gateway, service_cluster, r21_path, r22_path
 ):
-    files = _files(r21_path, r22_path, 8)
+    def restart(_: str) -> None:
+        gateway.stop()
+        gateway.start()
+
     before = service_cluster.name()
-    thread, outcome = _deliver_in_thread(dave, _spec("gateway-restart", files, QUERY))
-    service_cluster.busy_worker()
-    gateway.stop()
-    gateway.start()
-    thread.join(300)
-    assert "error" not in outcome, outcome.get("error")
-    _assert_equal_direct_reads(outcome["delivered"]["gateway-restart"], files)
+    _deliver_interrupted(dave, service_cluster, "gateway-restart", _files(r21_path, r22_path, 8), restart)
     assert service_cluster.name() == before  # the cluster survived the restart; the service kept it
 
 
 def test_a_service_killed_mid_request_finds_its_cluster_again(
     dave, gateway_service, service_cluster, r21_path, r22_path
 ):
-    files = _files(r21_path, r22_path, 6)
+    def restart(_: str) -> None:
+        gateway_service.kill()
+        gateway_service.start()
+
     before = service_cluster.name()
-    thread, outcome = _deliver_in_thread(dave, _spec("service-killed", files, QUERY))
-    service_cluster.busy_worker()
-    gateway_service.kill()
-    gateway_service.start()
-    thread.join(300)
-    assert "error" not in outcome, outcome.get("error")
-    _assert_equal_direct_reads(outcome["delivered"]["service-killed"], files)
+    _deliver_interrupted(dave, service_cluster, "service-killed", _files(r21_path, r22_path, 6), restart)
     assert service_cluster.name() == before  # no second cluster: the restarted service took its own again
     assert f"using the service's dask-gateway cluster {before}" in gateway_service.log.read_text()
