@@ -29,14 +29,13 @@ from typing import Any
 from dockerspawner import DockerSpawner
 from traitlets import Dict, Integer, List, Unicode
 
+from hub_config.container_names import FACILITY_LABEL, USER_LABEL
 from hub_config.local_spawner import prepare_server
 
 # slirp4netns with allow_host_loopback=true: the host's 127.0.0.1 as seen from inside a container
 HOST_LOOPBACK_IN_CONTAINER = "10.0.2.2"
 NETWORK = "slirp4netns:allow_host_loopback=true"
 CONTAINER_HOME = "/home/jovyan"
-FACILITY_LABEL = "af.facility"
-USER_LABEL = "af.user"
 _LOOPBACK = re.compile(r"(?<=://)(?:127\.0\.0\.1|localhost)(?=[:/]|$)")
 
 

@@ -58,6 +58,7 @@ c.JupyterHub.log_level = "INFO"
 if "AF_CONTAINER_IMAGE" in os.environ:
     # Users' servers in containers of the notebook image (hub_config.container_spawner), through podman's API service
     # (DOCKER_HOST), with the same profiles, homes and tutorials as the local-process spawner.
+    from hub_config.container_names import container_name
     from hub_config.container_spawner import NETWORK, FacilityContainerSpawner, reachable_from_container
 
     c.JupyterHub.spawner_class = FacilityContainerSpawner
@@ -79,7 +80,7 @@ if "AF_CONTAINER_IMAGE" in os.environ:
     # 30 servers starting at once on two shared cores took more than the 90 s above to answer (the load test)
     c.FacilityContainerSpawner.http_timeout = 300
     c.FacilityContainerSpawner.start_timeout = 300
-    c.FacilityContainerSpawner.prefix = f"af-{os.environ['AF_FACILITY_ID']}"
+    c.FacilityContainerSpawner.prefix = container_name(os.environ["AF_FACILITY_ID"])  # name: {prefix}-{user}
     c.FacilityContainerSpawner.facility_id = os.environ["AF_FACILITY_ID"]
     c.FacilityContainerSpawner.data_folders = (
         [os.environ["AF_EXAMPLE_DATA"]] if "AF_EXAMPLE_DATA" in os.environ else []

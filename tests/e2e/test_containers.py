@@ -20,9 +20,9 @@ import nbformat
 import pytest
 import requests
 
-from af.tools.local.containers import FACILITY_LABEL
 from af.tools.local.ports import Ports
 from af.tools.local.runner import LocalFacility, marked_processes
+from hub_config.container_names import FACILITY_LABEL, container_name
 from tests.e2e.conftest import Hub, container_mode, gateway_for, http_login, podman
 from tests.e2e.test_browser import LAB_READY, sign_in
 from tests.e2e.test_isolation import wait_server
@@ -58,7 +58,7 @@ def chub(cfacility: LocalFacility) -> Hub:
 
 
 def container_of(facility: LocalFacility, user: str) -> str:
-    return f"af-{facility.secrets()['facility_id']}-{user}"
+    return container_name(facility.secrets()["facility_id"], user)
 
 
 def start_server(hub: Hub, user: str) -> None:
@@ -234,7 +234,7 @@ def test_bob_dashboard_by_no_route_from_alice(cfacility, chub):
     alice_token = chub.user_token("alice")
     with gateway_for(cfacility, chub.user_token("bob")) as gateway, gateway.new_cluster() as cluster:
         cluster.scale(1)
-        pod = f"af-{cfacility.secrets()['facility_id']}-dask-{cluster.name}"
+        pod = container_name(cfacility.secrets()["facility_id"], "dask", cluster.name)
         bindings = json.loads(podman("pod", "inspect", pod).stdout)["InfraConfig"]["PortBindings"]
         published = {port: int(b[0]["HostPort"]) for port, b in bindings.items()}
         assert {b[0]["HostIp"] for b in bindings.values()} == {"127.0.0.2"}
@@ -349,7 +349,7 @@ def test_worker_over_its_memory_is_restarted_and_the_computation_ends_right(cfac
         cluster.scale(2)
         client = cluster.get_client()
         client.wait_for_workers(2, timeout=180)
-        pod = f"af-{cfacility.secrets()['facility_id']}-dask-{cluster.name}"
+        pod = container_name(cfacility.secrets()["facility_id"], "dask", cluster.name)
         workers = podman("ps", "--filter", f"pod={pod}", "--format", "{{.Names}}").stdout.split()
         limits = {
             json.loads(podman("inspect", name).stdout)[0]["HostConfig"]["Memory"]

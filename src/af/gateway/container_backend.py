@@ -31,11 +31,10 @@ from dask_gateway_server.backends.db_base import DBBackendBase
 from traitlets import Dict, Float, Integer, List, Unicode
 
 from af.gateway.local_backend import FailDeadClustersOnSetup
+from hub_config.container_names import FACILITY_LABEL, USER_LABEL, container_name
 
 NETWORK = "slirp4netns:allow_host_loopback=true"
-FACILITY_LABEL = "af.facility"
 CLUSTER_LABEL = "af.cluster"
-USER_LABEL = "af.user"
 # the scheduler's ports inside its pod: dask's TLS port, the dashboard, dask-gateway's scheduler API
 SCHEDULER_PORTS = {"scheduler": 8786, "dashboard": 8787, "api": 8788}
 CERTS_IN_CONTAINER = "/run/dask-gateway"
@@ -127,7 +126,7 @@ class ContainerBackend(FailDeadClustersOnSetup, DBBackendBase):
         return set(out.split())
 
     def pod_name(self, cluster: Any) -> str:
-        return f"af-{self.facility_id}-dask-{cluster.name}"
+        return container_name(self.facility_id, "dask", cluster.name)
 
     def workdir(self, cluster: Any) -> Path:
         return Path(self.clusters_directory) / cluster.name

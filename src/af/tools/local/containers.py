@@ -27,9 +27,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub_config.container_names import FACILITY_LABEL
+
 # A loopback address slirp4netns does not map into containers (it maps 10.0.2.2 to 127.0.0.1 only).
 INTERNAL_IP = "127.0.0.2"
-FACILITY_LABEL = "af.facility"  # hub_config.container_spawner / af.gateway.container_backend label containers
 MODE_FILE = "containers.json"
 
 
@@ -119,9 +120,9 @@ def wait_api_service(path: Path, timeout: float, check: Callable[[], None]) -> N
 
 
 def _labelled(kind: list[str], facility_id: str, env: Mapping[str, str]) -> list[str]:
-    name = "{{.Name}}" if kind[0] == "pod" else "{{.Names}}"
+    """The ids of the containers (``ps --all``) or pods (``pod ps``) labelled with `facility_id`."""
     listed = subprocess.run(
-        ["podman", *kind, "--filter", f"label={FACILITY_LABEL}={facility_id}", "--format", name],
+        ["podman", *kind, "--filter", f"label={FACILITY_LABEL}={facility_id}", "--format", "{{.ID}}"],
         env=env,
         capture_output=True,
         text=True,
@@ -133,9 +134,10 @@ def _labelled(kind: list[str], facility_id: str, env: Mapping[str, str]) -> list
 
 
 def remove_containers(facility_id: str, environ: Mapping[str, str]) -> list[str]:
-    """Remove (stopping first) every container and pod labelled with `facility_id`; returns their names.
+    """Remove (stopping first) every container and pod labelled with `facility_id`; returns their ids.
 
-    Pods go too: a gateway cluster's pod keeps an infra container of its own, which carries no label."""
+    Pods go too: a gateway cluster's pod keeps an infra container that `podman rm` cannot remove while the pod
+    exists."""
     env = {**os.environ, **environ}
     names = _labelled(["ps", "--all"], facility_id, env)
     pods = _labelled(["pod", "ps"], facility_id, env)

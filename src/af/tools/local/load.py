@@ -28,6 +28,7 @@ from af.tools.local.containers import ContainerMode, default_image, memory_of
 from af.tools.local.login import LoginError, login
 from af.tools.local.ports import Ports
 from af.tools.local.runner import LocalFacility
+from hub_config.container_names import container_name
 
 
 @dataclass
@@ -124,9 +125,9 @@ def servers_memory(facility: LocalFacility, usernames: list[str]) -> dict[str, A
     """The users' server containers' resident memory once all have started (none without containers)."""
     if not facility.containers:
         return {}
-    prefix = f"af-{facility.secrets()['facility_id']}-"
     used = memory_of(
-        [prefix + name for name in usernames], facility.containers.environment(facility.state_dir)
+        [container_name(facility.secrets()["facility_id"], name) for name in usernames],
+        facility.containers.environment(facility.state_dir),
     )
     mib = [value / 2**20 for value in used.values()]
     return {

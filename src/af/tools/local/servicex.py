@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from af.tools.local.ports import Ports
-from hub_config.container_spawner import FACILITY_LABEL, HOST_LOOPBACK_IN_CONTAINER
+from hub_config.container_names import FACILITY_LABEL, container_name
+from hub_config.container_spawner import HOST_LOOPBACK_IN_CONTAINER
 from hub_config.gateway import SERVICE_NAME as GATEWAY_SERVICE
 
 COMPONENTS = ("seaweedfs", "servicex")
@@ -100,7 +101,7 @@ def seaweedfs_in_container(env: Path, data: Path, ports: Ports, where: Placement
     127.0.0.1) and the volume server's status (on the internal address, for the readiness check)."""
     inside = Path(S3_DATA_IN_CONTAINER)
     return [
-        "podman", "run", "--rm", "--name", f"af-{where.facility_id}-seaweedfs",
+        "podman", "run", "--rm", "--name", container_name(where.facility_id, "seaweedfs"),
         "--label", f"{FACILITY_LABEL}={where.facility_id}", "--user", SEAWEEDFS_UID,
         "--read-only", "--volume", f"{(env / 'bin' / 'weed').absolute()}:/usr/local/bin/weed:ro",
         "--volume", f"{data}:{inside}:rw", "--env", "AWS_ACCESS_KEY_ID", "--env", "AWS_SECRET_ACCESS_KEY",
