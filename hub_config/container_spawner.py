@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 from dockerspawner import DockerSpawner
 from traitlets import Dict, Integer, List, Unicode
 
@@ -36,6 +37,7 @@ from hub_config.local_spawner import prepare_server
 HOST_LOOPBACK_IN_CONTAINER = "10.0.2.2"
 NETWORK = "slirp4netns:allow_host_loopback=true"
 CONTAINER_HOME = "/home/jovyan"
+PORT_RACE_ATTEMPTS = 3
 _LOOPBACK = re.compile(r"(?<=://)(?:127\.0\.0\.1|localhost)(?=[:/]|$)")
 
 
@@ -106,7 +108,19 @@ class FacilityContainerSpawner(DockerSpawner):
             "working_dir": CONTAINER_HOME,
             "labels": {FACILITY_LABEL: self.facility_id, USER_LABEL: self.user.name},
         }
-        return await super().start()
+        attempt = 1
+        while True:
+            try:
+                return await super().start()
+            except docker.errors.APIError as err:
+                # podman picks the published port before binding it: servers starting at once can pick the same
+                # one. A new start (DockerSpawner removes the container it made) picks another.
+                if "address already in use" not in str(err) or attempt == PORT_RACE_ATTEMPTS:
+                    raise
+                self.log.warning(
+                    "%s's server: its published port was taken (%s); starting again", self.user.name, err
+                )
+                attempt += 1
 
     def get_env(self) -> dict[str, str]:
         env: Mapping[str, str] = super().get_env()
