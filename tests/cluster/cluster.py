@@ -22,6 +22,8 @@ KUBECONFIG = facility_chart.KUBECONFIG
 NETNS = os.environ.get("CLUSTER_NETNS", "physlite-cluster")
 STATE = Path(os.environ.get("CLUSTER_STATE", "/var/lib/physlite-facility/cluster"))
 RUN = Path(os.environ.get("CLUSTER_RUN", "/run/physlite-cluster"))
+# development: CLUSTER_REUSE=1 runs the tests against a running `make cluster` and leaves it running
+REUSE = os.environ.get("CLUSTER_REUSE") == "1"
 KUBELET_SYSCTLS = (
     "vm.overcommit_memory",
     "vm.panic_on_oom",

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from .cluster import REPO, Cluster, HostState, build_dir, run_script
+from .cluster import REPO, REUSE, Cluster, HostState, build_dir, run_script
 
 
 @pytest.fixture(scope="session")
@@ -18,10 +18,18 @@ def host_before() -> HostState:
 
 @pytest.fixture(scope="session")
 def cluster(host_before: HostState):
-    """A running single-node cluster (warm start from the cache; the build, if needed, is timed apart)."""
+    """A running single-node cluster (warm start from the cache; the build, if needed, is timed apart).
+
+    With CLUSTER_REUSE=1 (development: several test runs against one `make cluster`) a running cluster is used
+    as it is and left running; otherwise the cluster is started fresh and removed at the end.
+    """
     started = time.monotonic()
     folder = build_dir()
     build_seconds = time.monotonic() - started
+    if REUSE:
+        run_script("up", 900)  # returns at once when the cluster runs
+        yield Cluster(folder / "bin")
+        return
     run_script("down", 300)  # a previous run that died leaves nothing behind
     up_seconds = run_script("up", 900)
     record_bench(folder, build_seconds, up_seconds)

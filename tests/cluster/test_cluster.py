@@ -13,7 +13,18 @@ import time
 
 import pytest
 
-from .cluster import NETNS, REPO, STATE, TOOLS, Cluster, HostState, leftovers, pinned_kubernetes, run_script
+from .cluster import (
+    NETNS,
+    REPO,
+    REUSE,
+    STATE,
+    TOOLS,
+    Cluster,
+    HostState,
+    leftovers,
+    pinned_kubernetes,
+    run_script,
+)
 
 NAMESPACE = "cluster-test"
 
@@ -224,6 +235,7 @@ spec:
     assert "physlite physlite" in cluster.kubectl("logs", "-n", NAMESPACE, "notebook")
 
 
+@pytest.mark.skipif(REUSE, reason="CLUSTER_REUSE=1 keeps the cluster running for the next test run")
 def test_cluster_down_leaves_nothing(cluster: Cluster, host_before: HostState):
     run_script("down", 300)
     assert leftovers() == []
