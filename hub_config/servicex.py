@@ -44,8 +44,8 @@ def servicex_yaml(endpoint: str, token: str) -> str:
 
 
 def endpoint(settings: Settings) -> str:
-    """The ServiceX endpoint users' clients talk to: the external one, the facility's service through the hub's
-    proxy, or '' (no ServiceX).
+    """The ServiceX endpoint users' clients talk to: the external one, the facility's service (at
+    ``servicex.address``, else through the hub's public URL), or '' (no ServiceX).
 
     Example:
         >>> endpoint(Settings.model_validate({"platform": "local", "auth": {"client_id": "h"},
@@ -53,6 +53,8 @@ def endpoint(settings: Settings) -> str:
         'https://af.example.org/services/servicex'
     """
     if settings.servicex.facility:
+        if settings.servicex.address:
+            return settings.servicex.address.rstrip("/")
         return (
             settings.hub.public_url.rstrip("/")
             + settings.hub.base_url.rstrip("/")

@@ -151,6 +151,7 @@ MemorySize = Annotated[
 ]
 PositiveNumber = _number(minimum=0, exclusive=True, what="a positive number")
 Count = _number(minimum=1, exclusive=False, integer=True, what="an integer >= 1")
+Retries = _number(minimum=0, exclusive=False, integer=True, what="an integer >= 0")
 Seconds = _number(minimum=0, exclusive=False, what="a number of seconds >= 0")
 PositiveSeconds = _number(minimum=0, exclusive=True, what="a positive number of seconds")
 NonEmpty = Annotated[str, AfterValidator(_not_empty), WithJsonSchema({"type": "string", "minLength": 1})]
@@ -335,6 +336,12 @@ class ServiceXSettings(Section):
         "http://127.0.0.1:5000",
         description="facility: where the hub's proxy sends /services/servicex/ (the service's own address).",
     )
+    address: OptionalHttpUrl = Field(
+        "",
+        description="facility: the service as users' servers reach it (the endpoint of their servicex.yaml and "
+        "AF_SERVICEX_ENDPOINT); empty: `{hub.public_url}{hub.base_url}services/servicex`. In the chart: "
+        "`http://proxy-public{hub.base_url}services/servicex`, the hub's proxy inside the cluster.",
+    )
     api_token_env: EnvName = Field(
         "AF_SERVICEX_API_TOKEN", description="facility: environment variable holding the service's hub token."
     )
@@ -351,6 +358,10 @@ class ServiceXSettings(Section):
     )
     max_workers: Count = Field(
         4, description="facility, on dask-gateway: the most workers the service's cluster adapts to."
+    )
+    retries: Retries = Field(2, description="facility: retries of a file after a transient error.")
+    retry_delay: PositiveSeconds = Field(
+        30, description="facility: seconds before a file's first retry (doubled for each further one)."
     )
 
     @model_validator(mode="after")
@@ -413,10 +424,11 @@ class Settings(Section):
 
     @model_validator(mode="after")
     def _servicex_needs_public_url(self) -> Settings:
-        if self.servicex.facility and not self.hub.public_url:
+        if self.servicex.facility and not self.hub.public_url and not self.servicex.address:
             raise KeyedValueError(
                 ("hub", "public_url"),
-                "required with servicex.facility: servers' servicex.yaml points at the hub's public URL",
+                "required with servicex.facility (unless servicex.address is set): servers' servicex.yaml "
+                "points at the hub's public URL",
             )
         return self
 

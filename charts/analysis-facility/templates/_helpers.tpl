@@ -54,3 +54,14 @@ networkPolicy.kubeApiServer.cidrs any address is allowed on these ports.
     {{- end }}
   {{- end }}
 {{- end }}
+
+{{/* "true" when the chart deploys the facility's ServiceX service (settings.servicex.facility), else empty. */}}
+{{- define "af.servicexEnabled" -}}
+{{- if (.Values.settings.servicex | default dict).facility }}true{{ end }}
+{{- end }}
+
+{{/* Pod selector of the ServiceX service (templates/servicex.yaml). */}}
+{{- define "af.servicexSelector" -}}
+app.kubernetes.io/name: analysis-facility
+app.kubernetes.io/component: servicex
+{{- end }}

@@ -6,9 +6,14 @@ restart), JUPYTERHUB_API_TOKEN (the service's hub token; with --gateway it owns 
 cluster), AF_SERVICEX_S3_ACCESS_KEY / AF_SERVICEX_S3_SECRET_KEY (the S3 server's admin identity). rucio DIDs
 are looked up with the rucio configuration of the environment (RUCIO_CONFIG).
 
+With --settings FILE (the facility's settings.yaml; the chart's Deployment) the engine, prefix, S3 server, expiry
+and retries come from the file's ``servicex`` and ``gateway`` sections (`af.servicex.facility_settings`);
+options on the command line win.
+
 Example:
     $ python -m af.servicex --listen 127.0.0.1:5000 --state /var/lib/servicex \
         --scheduler tcp://127.0.0.1:8786 --s3-endpoint http://127.0.0.1:8333
+    $ python -m af.servicex --settings settings.yaml --listen 0.0.0.0:5000 --state /var/lib/servicex
 """
 
 from __future__ import annotations
@@ -20,40 +25,67 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
 from af.servicex.app import make_app
 from af.servicex.auth import AccessTokens, HubTokens
 from af.servicex.execution import DaskEngine
+from af.servicex.facility_settings import options_from_settings
 from af.servicex.gateway_cluster import ServiceCluster
 from af.servicex.objectstore import ObjectStore
 from af.servicex.service import ServiceX
 from af.servicex.store import Store
+from hub_config.settings import SettingsError
 
 log = logging.getLogger("af.servicex")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def _settings_options(argv: list[str] | None) -> tuple[str, dict[str, object]]:
+    """(the --settings file or '', the options it gives); exits with the settings' error naming file and key."""
+    pre = argparse.ArgumentParser(prog="python -m af.servicex", add_help=False)
+    pre.add_argument("--settings", default="")
+    path = pre.parse_known_args(argv)[0].settings
+    if not path:
+        return "", {}
+    try:
+        return path, options_from_settings(path)
+    except SettingsError as error:
+        pre.error(f"--settings: {error}")
+    raise AssertionError("unreachable")
+
+
+def parse_args(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> argparse.Namespace:
+    """The service's options (from the command line, --settings and `environ`); exits naming what is wrong.
+
+    Example:
+        >>> parse_args(["--state", "s", "--scheduler", "tcp://h:8786", "--s3-endpoint", "http://h:8333",
+        ...     "--hub-api", "http://hub/hub/api"], {"AF_SERVICEX_S3_ACCESS_KEY": "a",
+        ...     "AF_SERVICEX_S3_SECRET_KEY": "b"}).retries
+        2
+    """
+    settings_file, from_settings = _settings_options(argv)
     parser = argparse.ArgumentParser(prog="python -m af.servicex", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--settings", default="", help="the facility's settings.yaml (servicex and gateway sections)"
+    )
     parser.add_argument("--listen", default="127.0.0.1:5000", help="address:port to listen on")
     parser.add_argument("--prefix", default="", help="URL prefix (e.g. /services/servicex behind the hub)")
     parser.add_argument("--state", type=Path, required=True, help="folder for the service's SQLite database")
-    parser.add_argument(
-        "--hub-api", default=os.environ.get("JUPYTERHUB_API_URL", ""), help="the hub's API URL"
-    )
-    parser.add_argument("--service-name", default=os.environ.get("JUPYTERHUB_SERVICE_NAME", "servicex"))
-    engine = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("--hub-api", default=environ.get("JUPYTERHUB_API_URL", ""), help="the hub's API URL")
+    parser.add_argument("--service-name", default=environ.get("JUPYTERHUB_SERVICE_NAME", "servicex"))
+    engine = parser.add_mutually_exclusive_group(required=not settings_file)
     engine.add_argument("--scheduler", help="address of a dask scheduler (tcp://host:port)")
     engine.add_argument("--gateway", action="store_true", help="a dask-gateway cluster of the service's own")
     parser.add_argument(
         "--gateway-address",
-        default=os.environ.get("DASK_GATEWAY__ADDRESS", ""),
+        default=environ.get("DASK_GATEWAY__ADDRESS", ""),
         help="--gateway: the gateway's API (default: $DASK_GATEWAY__ADDRESS)",
     )
     parser.add_argument(
         "--gateway-proxy-address",
-        default=os.environ.get("DASK_GATEWAY__PROXY_ADDRESS", ""),
+        default=environ.get("DASK_GATEWAY__PROXY_ADDRESS", ""),
         help="--gateway: its scheduler proxy, gateway://host:port (default: $DASK_GATEWAY__PROXY_ADDRESS)",
     )
     parser.add_argument("--max-workers", type=int, default=4, help="--gateway: the most workers to adapt to")
@@ -62,7 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--retry-delay", type=float, default=30.0, help="seconds before the first retry (doubled each time)"
     )
     parser.add_argument(
-        "--s3-endpoint", required=True, help="the results' S3 server, e.g. http://127.0.0.1:8333"
+        "--s3-endpoint",
+        required=not settings_file,
+        help="the results' S3 server, e.g. http://127.0.0.1:8333",
     )
     parser.add_argument(
         "--s3-public-endpoint",
@@ -79,16 +113,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--expire-every", type=float, default=60.0, help="seconds between two removals of expired results"
     )
+    parser.set_defaults(**from_settings)
     args = parser.parse_args(argv)
+    if args.scheduler and args.gateway:  # a scheduler given on the command line beats the settings' gateway
+        args.gateway = "--gateway" in (argv if argv is not None else sys.argv[1:])
     if not args.hub_api:
         parser.error("--hub-api (or JUPYTERHUB_API_URL) is required")
     if args.gateway:
         if not args.gateway_address or not args.gateway_proxy_address:
             parser.error("--gateway needs --gateway-address and --gateway-proxy-address (or DASK_GATEWAY__*)")
-        if not os.environ.get("JUPYTERHUB_API_TOKEN"):
+        if not environ.get("JUPYTERHUB_API_TOKEN"):
             parser.error("--gateway: JUPYTERHUB_API_TOKEN (the service's hub token) is not set")
     for name in ("AF_SERVICEX_S3_ACCESS_KEY", "AF_SERVICEX_S3_SECRET_KEY"):
-        if not os.environ.get(name):
+        if not environ.get(name):
             parser.error(f"{name} is not set (the S3 server's admin identity)")
     return args
 

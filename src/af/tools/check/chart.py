@@ -21,7 +21,7 @@ from typing import Any
 import helm_python
 import yaml
 
-from af.tools.check import commands, netpol, settings_load, startup, subcharts, wiring
+from af.tools.check import commands, netpol, servicex_command, settings_load, startup, subcharts, wiring
 from af.tools.check import schema as schema_check
 from af.tools.check.findings import Finding
 from af.tools.check.manifests import validate_manifest
@@ -181,10 +181,14 @@ def render(repo: Repo, chart_dir: Path, path: Path | None) -> tuple[Rendered | N
     blame = label
     findings += wiring.check_hub_env(merged, blame)
     findings += wiring.check_prefixes(merged, blame)
+    findings += wiring.check_servicex(merged, blame)
     findings += wiring.check_mounts(merged, rendered.documents(), blame)
     findings += settings_load.check_rendered_settings(rendered.documents(), blame, sources)
     findings += commands.check_af_commands(
         rendered.documents(), f"{repo.rel(repo.chart)}/templates (values {label})"
+    )
+    findings += servicex_command.check_servicex_command(
+        rendered.documents(), f"{repo.rel(repo.chart)}/templates/servicex.yaml (values {label})"
     )
     findings += netpol.check_network_policies(
         rendered.documents(),

@@ -66,6 +66,14 @@ ENDPOINTS: dict[str, Endpoint] = {
         POD_IP,
         {"app.kubernetes.io/name": "analysis-facility", "app.kubernetes.io/component": "dashboard-guard"},
     ),
+    "servicex": Endpoint(
+        POD_IP,
+        {
+            "app.kubernetes.io/name": "analysis-facility",
+            "app.kubernetes.io/component": "servicex",
+            **_access("hub"),
+        },
+    ),
     "other-pod": Endpoint(POD_IP, {"app": "something-else"}),
     # the cluster's DNS: CoreDNS pods in kube-system
     "dns": Endpoint("10.244.0.3", {"k8s-app": "kube-dns"}, "kube-system"),
@@ -170,6 +178,42 @@ FORBIDDEN = (
     Flow("healthcheck", "scheduler", 8786, "scheduler", "the health check uses only the public proxy"),
     Flow("healthcheck", "kube-api", 443, "", "the health check uses only the public proxy"),
 )
+
+
+# with the facility's ServiceX (settings.servicex.facility): templates/servicex.yaml and af.servicex
+SERVICEX_REQUIRED = (
+    Flow(
+        "proxy",
+        "servicex",
+        5000,
+        "http",
+        "the hub's proxy routes <base_url>services/servicex/ to the service",
+    ),
+    Flow("servicex", "hub", 8081, "http", "the service checks users' tokens at the hub API"),
+    Flow("servicex", "proxy", 8000, "http", "the gateway API through the proxy (its cluster of its own)"),
+    Flow("servicex", "traefik", 8786, "tcp", "the service's dask client reaches its scheduler"),
+    *_dns("servicex"),
+)
+SERVICEX_FORBIDDEN = (
+    Flow("other-pod", "servicex", 5000, "http", "only the hub's proxy reaches the service"),
+    Flow("user-server", "servicex", 5000, "http", "users' servers go through the hub's proxy"),
+    Flow("servicex", "kube-api", 443, "", "the service needs no Kubernetes API"),
+    Flow("servicex", "scheduler", 8786, "scheduler", "the service reaches its scheduler through traefik"),
+    Flow("servicex", "user-server", 8888, "notebook-port", "the service never calls users' servers"),
+)
+
+
+def contract(values: Mapping[str, Any]) -> tuple[tuple[Flow, ...], tuple[Flow, ...]]:
+    """(required, forbidden) flows for these values: ServiceX's only when the chart deploys it.
+
+    Example:
+        >>> len(contract({"settings": {"servicex": {"facility": True}}})[0]) - len(REQUIRED)
+        5
+    """
+    servicex = ((values.get("settings") or {}).get("servicex") or {}).get("facility") is True
+    if not servicex:
+        return REQUIRED, FORBIDDEN
+    return REQUIRED + SERVICEX_REQUIRED, FORBIDDEN + SERVICEX_FORBIDDEN
 
 
 def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
@@ -355,13 +399,14 @@ def check_network_policies(
             )
     if not policies:
         return findings
-    for flow in REQUIRED:
+    required, forbidden = contract(values)
+    for flow in required:
         side = blocking(policies, flow, endpoints)
         if side is not None:
             findings.append(
                 Finding(origin, "NetworkPolicy", f"{flow} is blocked by the {side}, but needed: {flow.why}")
             )
-    for flow in FORBIDDEN:
+    for flow in forbidden:
         if allowed(policies, flow, endpoints, pod_ips_in_blocks=True):
             findings.append(
                 Finding(origin, "NetworkPolicy", f"{flow} is allowed, but must not be: {flow.why}")

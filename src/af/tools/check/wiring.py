@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from af.tools.check.findings import Finding
-from hub_config.settings_schema import AuthSettings, GatewaySettings, ServicesSettings
+from hub_config.settings_schema import AuthSettings, GatewaySettings, ServicesSettings, ServiceXSettings
 
 SETTINGS_DIR = "/usr/local/etc/jupyterhub/analysis-facility"
 GUARD_URL = "http://analysis-facility-dashboard-guard:8788"
+SERVICEX_URL = "http://analysis-facility-servicex:5000"  # templates/servicex.yaml: its Service and port
 CONFIG_D = "/usr/local/etc/jupyterhub/jupyterhub_config.d"
 
 
@@ -44,6 +45,9 @@ GATEWAY_TOKEN_ENV = ("gateway", "api_token_env")
 GATEWAY_TOKEN_DEFAULT = GatewaySettings.model_fields["api_token_env"].default
 # z2jh generates a token per entry of hub.services into its Secret `hub` under this key
 Z2JH_SERVICE_TOKEN = ("hub", "hub.services.dask-gateway.apiToken")
+SERVICEX_TOKEN_ENV = ("servicex", "api_token_env")
+SERVICEX_TOKEN_DEFAULT = ServiceXSettings.model_fields["api_token_env"].default
+Z2JH_SERVICEX_TOKEN = ("hub", "hub.services.servicex.apiToken")
 # ... and the auth_state encryption key(s), which hub_config reads from JUPYTERHUB_CRYPT_KEY
 Z2JH_CRYPT_KEY = ("JUPYTERHUB_CRYPT_KEY", ("hub", "hub.config.CryptKeeper.keys"))
 
@@ -72,6 +76,9 @@ def check_hub_env(values: Mapping[str, Any], blame: str) -> list[Finding]:
     expected_refs = {key: (secret, key) for key in keys}
     token_env = _get(values, "settings", *GATEWAY_TOKEN_ENV) or GATEWAY_TOKEN_DEFAULT
     expected_refs[token_env] = Z2JH_SERVICE_TOKEN
+    if servicex_enabled(values):
+        servicex_env = _get(values, "settings", *SERVICEX_TOKEN_ENV) or SERVICEX_TOKEN_DEFAULT
+        expected_refs[servicex_env] = Z2JH_SERVICEX_TOKEN
     expected_refs[Z2JH_CRYPT_KEY[0]] = Z2JH_CRYPT_KEY[1]
     for var, (name, key) in expected_refs.items():
         ref = _get(env.get(var), "valueFrom", "secretKeyRef")
@@ -95,6 +102,63 @@ def check_hub_env(values: Mapping[str, Any], blame: str) -> list[Finding]:
                     "a secret in clear text: use valueFrom.secretKeyRef",
                 )
             )
+    return findings
+
+
+def servicex_enabled(values: Mapping[str, Any]) -> bool:
+    """Whether the chart deploys the facility's ServiceX service (``settings.servicex.facility``).
+
+    Example:
+        >>> servicex_enabled({"settings": {"servicex": {"facility": True}}})
+        True
+    """
+    return _get(values, "settings", "servicex", "facility") is True
+
+
+def check_servicex(values: Mapping[str, Any], blame: str) -> list[Finding]:
+    """With the facility's ServiceX: the hub routes to the chart's Service, users' servers reach it through the
+    hub's proxy inside the cluster, z2jh makes its token, and its S3 server is not the pod's own loopback.
+
+    Example:
+        >>> v = {"settings": {"servicex": {"facility": True, "service_url": "http://localhost:5000"}}}
+        >>> [f.key for f in check_servicex(v, "v.yaml")][:2]
+        ['settings.servicex.service_url', 'settings.servicex.address']
+    """
+    if not servicex_enabled(values):
+        return []
+    findings = []
+    base = (_get(values, "settings", "hub", "base_url") or "/").rstrip("/")
+    expected = {
+        "service_url": (SERVICEX_URL, "the chart's Service of the service"),
+        "address": (
+            f"http://proxy-public{base}/services/servicex",
+            "users' servers reach the service through the hub's proxy inside the cluster",
+        ),
+    }
+    for key, (want, why) in expected.items():
+        value = str(_get(values, "settings", "servicex", key) or "")
+        if value.rstrip("/") != want:
+            findings.append(
+                Finding(blame, f"settings.servicex.{key}", f"{value!r}, expected {want!r} ({why})")
+            )
+    s3 = str(_get(values, "settings", "servicex", "s3_endpoint") or ServiceXSettings().s3_endpoint)
+    host = s3.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127."):
+        findings.append(
+            Finding(
+                blame,
+                "settings.servicex.s3_endpoint",
+                f"{s3!r} is each pod's own loopback: give the S3 server's address as pods reach it",
+            )
+        )
+    if "servicex" not in (_get(values, "jupyterhub", "hub", "services") or {}):
+        findings.append(
+            Finding(
+                blame,
+                "jupyterhub.hub.services.servicex",
+                "missing: z2jh generates the service's hub token (hub.services.servicex.apiToken) for it",
+            )
+        )
     return findings
 
 
