@@ -154,7 +154,10 @@ async def serve(args: argparse.Namespace) -> None:
     app = make_app(service, AccessTokens(secret), HubTokens(args.hub_api, args.service_name), args.prefix)
     host, _, port = args.listen.rpartition(":")
     server = app.listen(int(port), address=host or "127.0.0.1")
-    where = args.scheduler or f"the service's cluster {engine.cluster.name} on {args.gateway_address}"
+    where = (
+        args.scheduler
+        or f"the service's cluster {engine.cluster.name or '(not yet)'} on {args.gateway_address}"
+    )
     log.info("ServiceX service on http://%s%s (dask: %s)", args.listen, args.prefix, where)
     service.resume()
     stop = asyncio.Event()

@@ -59,7 +59,7 @@ class WarmTransform(WorkerPlugin):
 
 @dataclass
 class DaskEngine:
-    client: Client
+    client: Client | None  # None until the service's own cluster was first reached (--gateway)
     retries: int = 2
     cluster: ServiceCluster | None = None  # the service's own dask-gateway cluster (--gateway)
     futures: dict[str, list[Future]] = field(default_factory=dict)
@@ -73,9 +73,20 @@ class DaskEngine:
     @classmethod
     async def gateway_cluster(cls, cluster: ServiceCluster, retries: int = 2) -> DaskEngine:
         """Transforms on `cluster` (a dask-gateway cluster of the service's own, adapting between 0 and its
-        `max_workers` workers; found again or made anew when it is gone)."""
+        `max_workers` workers; found again or made anew when it is gone). A gateway that cannot be reached yet
+        (e.g. starting beside the service in Kubernetes) leaves the cluster to the first request (`ready`): the
+        service answers meanwhile."""
         cluster.on_new_client = register_plugins
-        return cls(await cluster.client(), retries, cluster)
+        engine = cls(None, retries, cluster)
+        try:
+            await engine.ready()
+        except Exception as error:
+            log.warning(
+                "dask-gateway not reachable at start (%s: %s); the first request retries",
+                type(error).__name__,
+                error,
+            )
+        return engine
 
     async def ready(self) -> None:
         """Before a request's tasks: a running cluster (the gateway may have stopped an idle one)."""
@@ -112,6 +123,9 @@ class DaskEngine:
         return future
 
     async def cancel(self, request_id: str) -> None:
+        if self.client is None:  # no cluster reached yet: no task of this process runs
+            self.futures.pop(request_id, None)
+            return
         await Event(cancel_flag(request_id), client=self.client).set()
         futures = self.futures.pop(request_id, [])
         if futures:

