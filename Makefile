@@ -32,6 +32,7 @@ help:
 	@echo "make images      build the hub and notebook images with podman (tests/images runs them)"
 	@echo "make cluster     a single-node Kubernetes from upstream Go modules (make cluster-down removes it)"
 	@echo "make cluster-chart  helm install of our own chart objects (subcharts off) into that cluster"
+	@echo "make deploy-local   the whole chart into that cluster, local images, development IAM (AF_SUBCHARTS=dir)"
 
 $(UV):
 	$(PYTHON) -m venv $(BUILD)/bootstrap

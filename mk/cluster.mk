@@ -9,6 +9,10 @@
 #   make cluster-load-images  load the hub and notebook images from podman into the node (skips missing ones)
 #   make cluster-chart        helm install/upgrade our own part of the chart (subcharts off) into the running
 #                             cluster, namespace analysis-facility (tools/cluster/chart.py; CHART_VALUES=file)
+#   make deploy-local         the whole chart (Zero to JupyterHub, dask-gateway, ours) into the running cluster
+#                             with the local images and the development IAM (tools/cluster/deploy_local.py; the
+#                             subcharts from AF_SUBCHARTS=<folder> where they cannot be downloaded); then
+#                             http://127.0.0.1:18080. make deploy-local-down removes it.
 # tests/cluster starts the cluster from the cache itself and stops it at the end.
 APT_PACKAGES += containerd runc containernetworking-plugins busybox-static conntrack iptables iproute2 \
 	util-linux openssl podman ipset
@@ -16,7 +20,7 @@ CLUSTER_API_PORT ?= 16443
 export CLUSTER_API_PORT
 TEST_PREREQS += cluster-build
 
-.PHONY: cluster cluster-down cluster-build cluster-load-images cluster-chart
+.PHONY: cluster cluster-down cluster-build cluster-load-images cluster-chart deploy-local deploy-local-down
 
 cluster-build: sysdeps
 	@nice -n 10 tools/cluster/build.sh >/dev/null
@@ -35,3 +39,9 @@ cluster-load-images: venv
 
 cluster-chart: venv
 	$(PY) tools/cluster/chart.py install $(if $(CHART_VALUES),-f $(CHART_VALUES))
+
+deploy-local: venv images images-proxy
+	$(PY) tools/cluster/deploy_local.py up $(if $(CHART_VALUES),-f $(CHART_VALUES))
+
+deploy-local-down: venv
+	$(PY) tools/cluster/deploy_local.py down

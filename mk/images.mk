@@ -12,7 +12,7 @@ IMAGE_BUILDER := tools/images/build.py
 IMAGE_SOURCES := pyproject.toml uv.lock README.md images/containers.conf $(IMAGE_BUILDER) \
 	$(shell find src hub_config -type f -not -path '*/__pycache__/*' -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: images images-base
+.PHONY: images images-base images-proxy
 images: $(IMAGES_BUILD)/hub.built $(IMAGES_BUILD)/notebook.built
 
 # the base is rebuilt only when its recipe (the builder) or the name the Dockerfiles give it changes (a new base
@@ -28,6 +28,15 @@ images-base: $(IMAGES_BUILD)/base.built
 $(IMAGES_BUILD)/%.built: images/%/Dockerfile images/%/Dockerfile.dockerignore $(IMAGE_SOURCES) \
 		$(IMAGES_BUILD)/base.built | venv sysdeps
 	$(PY) $(IMAGE_BUILDER) $*
+	@touch $@
+
+# configurable-http-proxy for clusters that cannot pull quay.io's (make deploy-local): Debian's nodejs and the
+# version images/proxy/package-lock.json pins
+images-proxy: $(IMAGES_BUILD)/proxy.built
+
+$(IMAGES_BUILD)/proxy.built: images/proxy/package.json images/proxy/package-lock.json $(IMAGE_BUILDER) | venv sysdeps
+	@mkdir -p $(@D)
+	$(PY) $(IMAGE_BUILDER) proxy
 	@touch $@
 
 TEST_PREREQS += images

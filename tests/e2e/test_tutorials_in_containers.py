@@ -47,13 +47,19 @@ def run_tutorial(facility, hub, name: str, parameters: dict, checks: str) -> dic
     """Run the user's copy of tutorial `name` in the user's server; the values of the `checks` expression."""
     copy = facility.state_dir / "homes" / USER / "tutorials" / f"{name}.ipynb"
     notebook = nbformat.read(copy, as_version=4)
+    return run_in_server(f"{facility.url}/user/{USER}", hub.user_token(USER), notebook, parameters, checks)
+
+
+def run_in_server(server_url: str, token: str, notebook, parameters: dict, checks: str) -> dict:
+    """Run `notebook`'s code cells (with `parameters` injected) in a kernel of the server at `server_url`, in the
+    tutorials folder; the values of the `checks` expression evaluated after the last cell."""
     inject_parameters(notebook, parameters)
     cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
     cells.append(f"import json\nprint({CHECKS_MARKER!r} + json.dumps({checks}))")
 
     async def go() -> list:
         # the kernel's working folder is the tutorial's, as when the user opens it in JupyterLab
-        async with RemoteKernel(f"{facility.url}/user/{USER}", hub.user_token(USER), timeout=600) as kernel:
+        async with RemoteKernel(server_url, token, timeout=600) as kernel:
             await kernel.execute("import os; os.chdir(os.path.expanduser('~/tutorials'))")
             return [await kernel.execute(code, timeout=600) for code in cells]
 

@@ -24,6 +24,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
+import json
 import secrets
 import subprocess
 import sys
@@ -102,8 +105,9 @@ class Facility:
             self.kubectl_binary, "-n", self.namespace, *args, check=check, stdin=stdin, timeout=timeout
         )
 
-    def prepare(self, pod_security: str = POD_SECURITY) -> None:
-        """The namespace (Pod Security `pod_security` enforced) and the Secrets the chart expects to exist."""
+    def prepare(self, pod_security: str = POD_SECURITY, z2jh_secret: bool = True) -> None:
+        """The namespace (Pod Security `pod_security` enforced) and the Secrets the chart expects to exist (the
+        Secret `hub` only with `z2jh_secret`: with the jupyterhub subchart, z2jh makes and owns it)."""
         namespace = {
             "apiVersion": "v1",
             "kind": "Namespace",
@@ -116,9 +120,16 @@ class Facility:
             },
         }
         self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(namespace))
+        self.hub_env_secret()
+        if z2jh_secret:
+            self._secret_unless_present(Z2JH_SECRET, Z2JH_KEYS)
+
+    def hub_env_secret(self) -> dict[str, str]:
+        """The admin's Secret of `hubEnvSecret` (made with random values when absent): key -> value."""
         hub_env = helm_python.Chart.load(REPO / "charts" / "analysis-facility").values["hubEnvSecret"]
         self._secret_unless_present(hub_env["name"], hub_env["keys"])
-        self._secret_unless_present(Z2JH_SECRET, Z2JH_KEYS)
+        data = json.loads(self.kubectl("get", "secret", hub_env["name"], "-o", "json"))["data"]
+        return {key: base64.b64decode(value).decode() for key, value in data.items()}
 
     def _secret_unless_present(self, name: str, keys: list[str] | tuple[str, ...]) -> None:
         if self.kubectl("get", "secret", name, "--ignore-not-found", "-o", "name").strip():
@@ -127,20 +138,27 @@ class Facility:
         self.kubectl("create", "secret", "generic", name, *literals)
 
     def deploy(
-        self, values: Mapping[str, Any] | None = None, timeout: int = 120, rollback_on_failure: bool = False
+        self,
+        values: Mapping[str, Any] | None = None,
+        timeout: int = 120,
+        rollback_on_failure: bool = False,
+        chart_dir: Path | None = None,
     ) -> dict[str, Any]:
         """Install the release, or upgrade it with `values` (chart defaults + these), waiting until its objects are
         ready; with `rollback_on_failure` a failed upgrade is rolled back (helm's --atomic). The release summary.
+        Without `chart_dir` (the whole chart, its subcharts in charts/) our own part is installed, subcharts off.
         """
-        values = with_subcharts_off(values or {})
         options = {"wait": "watcher", "timeout": timeout, "rollback_on_failure": rollback_on_failure}
-        with standalone_copy(Repo.discover()) as chart_dir:
+        with contextlib.ExitStack() as stack:
+            if chart_dir is None:
+                values = with_subcharts_off(values or {})
+                chart_dir = stack.enter_context(standalone_copy(Repo.discover()))
             chart = helm_python.Chart.load(chart_dir)
             if self.exists():
                 return self.helm.upgrade(
-                    chart, RELEASE, values, cleanup_on_fail=rollback_on_failure, **options
+                    chart, RELEASE, dict(values or {}), cleanup_on_fail=rollback_on_failure, **options
                 )
-            return self.helm.install(chart, RELEASE, values, **options)
+            return self.helm.install(chart, RELEASE, dict(values or {}), **options)
 
     def exists(self) -> bool:
         """Whether the release has any revision."""

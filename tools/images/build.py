@@ -2,6 +2,7 @@
 
     python tools/images/build.py base               # the Debian bookworm base, made with mmdebstrap
     python tools/images/build.py hub notebook       # the images the chart's values name
+    python tools/images/build.py proxy              # configurable-http-proxy, for clusters without quay.io
 
 The base: ``images/*/Dockerfile`` start ``FROM ${BASE}`` with ``ARG BASE=<the project's base image>``, a Debian
 bookworm minbase with Debian's python3.11, ca-certificates and uv from PyPI. Elsewhere docker pulls it; here no
@@ -43,6 +44,9 @@ HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 # git: JupyterLab's git extension and users' terminals need the git command (tutorial 1 clones with it).
 BASE_PACKAGES = ("python3.11", "ca-certificates", "netbase", "tzdata", "git")
 KINDS = ("hub", "notebook")
+PROXY = REPO / "images" / "proxy"
+# Debian 13: configurable-http-proxy 5 needs node >= 20, bookworm has 18
+PROXY_SUITE = ("trixie", "http://deb.debian.org/debian")
 
 
 class BuildError(RuntimeError):
@@ -205,6 +209,63 @@ def build_base() -> str:
     return note
 
 
+def proxy_image() -> str:
+    """``<name>:<version>`` of the proxy image: configurable-http-proxy at the version images/proxy pins.
+
+    Example:
+        >>> proxy_image()
+        'ghcr.io/physlite-facility/configurable-http-proxy:5.2.0'
+    """
+    version = json.loads((PROXY / "package.json").read_text())["dependencies"]["configurable-http-proxy"]
+    return f"ghcr.io/physlite-facility/configurable-http-proxy:{version}"
+
+
+def build_proxy() -> dict:
+    """The proxy image: Debian's nodejs (trixie minbase) and configurable-http-proxy from images/proxy's npm lock,
+    run as nobody. Zero to JupyterHub's proxy Deployment runs `configurable-http-proxy` from PATH; the upstream
+    image (quay.io) cannot be pulled here, so the local cluster runs this one."""
+    image = proxy_image()
+    suite, mirror = PROXY_SUITE
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="af-proxy-") as tmp:
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(PROXY / name, tmp)
+        run(["npm", "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=tmp)
+        tarball = Path(tmp) / "proxy.tar"
+        chp = "/opt/chp/node_modules/configurable-http-proxy/bin/configurable-http-proxy"
+        run(
+            [
+                "mmdebstrap",
+                "--variant=minbase",
+                "--mode=root",
+                "--quiet",
+                "--include=nodejs,ca-certificates",
+                "--dpkgopt=path-exclude=/usr/share/man/*",
+                "--dpkgopt=path-exclude=/usr/share/locale/*",
+                "--dpkgopt=path-exclude=/usr/share/doc/*",
+                "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+                '--customize-hook=mkdir -p "$1/opt/chp"',
+                f"--customize-hook=copy-in {tmp}/node_modules /opt/chp",
+                f'--customize-hook=ln -s {chp} "$1/usr/local/bin/configurable-http-proxy"',
+                suite,
+                str(tarball),
+                f"deb {mirror} {suite} main",
+            ]
+        )
+        args = [
+            "--change=ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "--change=USER 65534",
+            '--change=ENTRYPOINT ["configurable-http-proxy"]',
+            f"--change=LABEL org.opencontainers.image.version={image.rsplit(':', 1)[1]}",
+            f'--change=LABEL {LABEL}.origin="built on this machine by tools/images/build.py proxy"',
+        ]
+        run(["podman", "import", "--quiet", *args, str(tarball), image], stdout=subprocess.DEVNULL)
+    figures = entry(image, time.perf_counter() - started)
+    record("proxy", figures)
+    print(f"proxy: {image} built in {figures['seconds']} s, {figures['size_gb']} GB", flush=True)
+    return figures
+
+
 def entry(image: str, seconds: float) -> dict:
     size = size_bytes(image)
     return {
@@ -276,7 +337,7 @@ def build(kind: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="+", choices=("base", *KINDS))
+    parser.add_argument("what", nargs="+", choices=("base", "proxy", *KINDS))
     args = parser.parse_args(argv)
     if not shutil.which("podman"):
         print("podman is missing: make sysdeps installs it", file=sys.stderr)
@@ -284,7 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("CONTAINERS_CONF", str(REPO / "images" / "containers.conf"))
     try:
         for what in args.what:
-            build_base() if what == "base" else build(what)
+            if what == "base":
+                build_base()
+            elif what == "proxy":
+                build_proxy()
+            else:
+                build(what)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,225 @@
+"""The whole chart on the real cluster (`make deploy-local`: Zero to JupyterHub, dask-gateway and our objects, the
+local images, the development IAM), driven as a physicist and an admin do: Chromium logs in, JupyterLab opens,
+tutorial 5 runs in the user's pod on the gateway (scheduler and workers in pods), the admin page is for admins,
+an outsider gets 403, and `helm upgrade` with changed values keeps the user's pod.
+
+The subcharts cannot be downloaded on the project's machines: the module skips, saying so, unless AF_SUBCHARTS
+names a folder holding them (tools/cluster/deploy_local.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+import requests
+
+from physlite.analysis import run as run_reference
+from tests.e2e.test_browser import LAB_READY, sign_in
+from tests.e2e.test_tutorials_in_containers import (
+    COPIES,
+    EXAMPLE,
+    SCALING_OUT_CHECKS,
+    example_file,
+    run_in_server,
+)
+
+from .cluster import REPO, TOOLS, Cluster
+
+sys.path.insert(0, str(TOOLS))
+try:
+    import deploy_local  # tools/cluster is a script folder, not a package
+finally:
+    sys.path.pop(0)
+
+SUBCHARTS = deploy_local.subcharts_folder(None)
+pytestmark = pytest.mark.skipif(
+    SUBCHARTS is None,
+    reason="the subcharts (jupyterhub 4.4.0, dask-gateway 2026.3.0) cannot be downloaded here: "
+    "set AF_SUBCHARTS to a folder holding them",
+)
+USER = "alice"
+BENCH = REPO / "build" / "bench" / "deploy-local.json"
+
+
+class Deployment(SimpleNamespace):
+    """What the browser helpers of tests/e2e need: the public URL and the accounts' passwords."""
+
+    def account(self, name: str) -> SimpleNamespace:
+        return SimpleNamespace(password=self.passwords[name])
+
+
+@pytest.fixture(scope="module")
+def deployed(cluster: Cluster):
+    deploy_local.down()  # what a previous run left
+    started = time.monotonic()
+    release = deploy_local.up(SUBCHARTS, {}, example_file().parent)
+    install_seconds = time.monotonic() - started
+    yield Deployment(
+        url=deploy_local.public_url(),
+        passwords=deploy_local.accounts(),
+        release=release,
+        install_seconds=install_seconds,
+        operator_token=deploy_local.facility_chart.Facility(
+            namespace=deploy_local.NAMESPACE
+        ).hub_env_secret()["AF_OPERATOR_TOKEN"],
+    )
+    deploy_local.down()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                # the issuer's name: the node's address in the cluster, the forward on the host
+                f"--host-resolver-rules=MAP {deploy_local.ISSUER_HOST} 127.0.0.1",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+def hub_api(deployed: Deployment, method: str, path: str, **kwargs) -> requests.Response:
+    headers = {"Authorization": f"token {deployed.operator_token}"}
+    return requests.request(method, f"{deployed.url}/hub/api{path}", headers=headers, timeout=60, **kwargs)
+
+
+def user_token(deployed: Deployment) -> str:
+    response = hub_api(
+        deployed, "POST", f"/users/{USER}/tokens", json={"note": "deploy-local", "expires_in": 3600}
+    )
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+def user_pod(cluster: Cluster) -> dict:
+    pods = cluster.json("pods", "-n", deploy_local.NAMESPACE, "-l", f"hub.jupyter.org/username={USER}")[
+        "items"
+    ]
+    assert len(pods) == 1, [pod["metadata"]["name"] for pod in pods]
+    return pods[0]
+
+
+@pytest.fixture(scope="module")
+def lab(deployed: Deployment, browser) -> dict:
+    """alice signs in through Chromium and gets JupyterLab in her pod (the spawn form, if shown, starts it)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        sent = sign_in(page, deployed, USER)
+        page.wait_for_url(re.compile(r"/(hub/spawn|user/)"), timeout=120_000)
+        if "/hub/spawn" in page.url and page.locator("form#spawn_form").count():
+            page.click("form#spawn_form [type=submit]")
+        page.wait_for_selector(LAB_READY, timeout=300_000)
+        seconds = time.perf_counter() - sent
+        page.screenshot(path=REPO / "build" / "e2e" / "deploy-local-jupyterlab.png")
+        assert re.search(rf"/user/{USER}/lab", page.url), page.url
+    finally:
+        context.close()
+    BENCH.parent.mkdir(parents=True, exist_ok=True)
+    BENCH.write_text(
+        json.dumps(
+            {
+                "install_seconds": round(deployed.install_seconds, 1),
+                "login_to_jupyterlab_s": round(seconds, 1),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+            indent=1,
+        )
+    )
+    return {"login_to_jupyterlab_s": seconds}
+
+
+def test_user_logs_in_and_gets_jupyterlab_in_a_pod_of_the_notebook_image(
+    deployed: Deployment, lab: dict, cluster: Cluster
+):
+    pod = user_pod(cluster)
+    container = pod["spec"]["containers"][0]
+    assert container["image"].startswith("ghcr.io/physlite-facility/notebook:")
+    uid = cluster.kubectl("exec", "-n", deploy_local.NAMESPACE, pod["metadata"]["name"], "--", "id", "-u")
+    assert uid.strip() == "1000"
+    assert pod["status"]["phase"] == "Running"
+
+
+def test_tutorial_5_on_the_gateway_gives_the_reference_counts(
+    deployed: Deployment, lab: dict, cluster: Cluster
+):
+    token = user_token(deployed)
+    server = f"{deployed.url}/user/{USER}"
+    response = requests.get(
+        f"{server}/api/contents/tutorials/05_scaling_out.ipynb",
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text[:500]
+    notebook = nbformat.from_dict(response.json()["content"])
+    checks = run_in_server(
+        server,
+        token,
+        notebook,
+        {"FILE_NAME": EXAMPLE, "COPIES": COPIES, "CHUNK_SIZE": 50, "WORKERS": 2},
+        SCALING_OUT_CHECKS,
+    )
+    local = run_reference([example_file()] * COPIES)
+    assert checks["n_events"] == local.n_events
+    assert checks["counts"] == local.counts
+    assert checks["jet_pt_sum"] == local.histograms["jet_pt"].sum(flow=True) > 0
+    assert checks["workers"] == 2 and checks["running"] == []
+
+
+def test_admin_page_only_for_admins(deployed: Deployment, browser):
+    for name, status in (("admin", 200), (USER, 403)):
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            sign_in(page, deployed, name)
+            page.wait_for_url(re.compile(r"/(hub|user)/"), timeout=120_000)
+            assert page.goto(f"{deployed.url}/hub/admin").status == status, name
+        finally:
+            context.close()
+
+
+def test_outsider_gets_403(deployed: Deployment, browser):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        statuses = []
+        page.on("response", lambda r: statuses.append(r.status) if "/hub/oauth_callback" in r.url else None)
+        sign_in(page, deployed, "outsider")
+        page.wait_for_load_state("load")
+        assert statuses and statuses[-1] == 403, statuses
+    finally:
+        context.close()
+
+
+def test_helm_upgrade_keeps_the_users_pod_and_applies_the_values(
+    deployed: Deployment, lab: dict, cluster: Cluster
+):
+    before = user_pod(cluster)
+    release = deploy_local.up(
+        SUBCHARTS, {"settings": {"culling": {"server_idle_timeout": 5400}}}, example_file().parent
+    )
+    assert release["revision"] > deployed.release["revision"]
+    after = user_pod(cluster)
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["status"]["containerStatuses"][0]["restartCount"] == 0
+    settings = cluster.json("configmap", "-n", deploy_local.NAMESPACE, "analysis-facility-settings")["data"]
+    assert "server_idle_timeout: 5400" in settings["settings.yaml"]
+    token = user_token(deployed)
+    status = requests.get(
+        f"{deployed.url}/user/{USER}/api/status", headers={"Authorization": f"token {token}"}, timeout=60
+    )
+    assert status.status_code == 200
