@@ -218,3 +218,31 @@ def test_the_hub_start_does_not_wait_30_s_for_the_gateway_service(env):
     gateway = next(s for s in c.JupyterHub.services if s["name"] == "dask-gateway")
     assert Service.timeout.default_value == 30
     assert Service(**{k: v for k, v in gateway.items() if k != "api_token"}).timeout <= 5
+
+
+def test_kubernetes_servers_get_the_facilitys_servicex_in_the_cluster(env, monkeypatch):
+    """The chart's settings: the service registered at its Service with its role, users' servers pointed at it
+    through the hub's proxy inside the cluster (servicex.address), not through the public URL."""
+    monkeypatch.setenv("AF_SERVICEX_API_TOKEN", "servicex-token")
+    servicex = {
+        "facility": True,
+        "service_url": "http://analysis-facility-servicex:5000",
+        "address": "http://proxy-public/services/servicex",
+    }
+    c = Config()
+    configure(c, settings_for("kubernetes", servicex=servicex), DISCOVERY)
+    assert c.KubeSpawner.environment["AF_SERVICEX_ENDPOINT"] == "http://proxy-public/services/servicex"
+    [service] = [s for s in c.JupyterHub.services if s["name"] == "servicex"]
+    assert (service["url"], service["api_token"]) == (
+        "http://analysis-facility-servicex:5000",
+        "servicex-token",
+    )
+    [role] = [r for r in c.JupyterHub.load_roles if r["name"] == "servicex"]
+    assert role == {
+        "name": "servicex",
+        "scopes": ["access:services!service=dask-gateway"],
+        "services": ["servicex"],
+    }
+    assert (
+        c.KubeSpawner.lifecycle_hooks["postStart"]["exec"]["command"][-1] == "af.user_server.servicex_config"
+    )
