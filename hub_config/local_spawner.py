@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import resource
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,11 +26,11 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from jupyterhub.utils import random_port
 from traitlets import Dict, List, Unicode
 
+from af.user_server.tutorials import copy_tutorials
 from hub_config.profiles import PROFILE_FIELD, choose_profile, user_group_names
 from hub_config.servicex import servicex_yaml
 from hub_config.settings_schema import memory_bytes
 
-TUTORIALS_FOLDER = "tutorials"
 NOTIFICATION_SETTINGS = Path(
     ".jupyter/lab/user-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
 )
@@ -58,22 +57,6 @@ def quiet_jupyterlab(home: Path) -> None:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-
-
-def copy_tutorials(source: Path, home: Path) -> list[Path]:
-    """Copy ``source/*.ipynb`` into ``home/tutorials``, leaving files the user already has untouched."""
-    if not source.is_dir():
-        return []
-    target = home / TUTORIALS_FOLDER
-    copied = []
-    for notebook in sorted(source.glob("*.ipynb")):
-        destination = target / notebook.name
-        if destination.exists():
-            continue
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(notebook, destination)
-        copied.append(destination)
-    return copied
 
 
 async def prepare_server(spawner: Any, home: Path) -> None:

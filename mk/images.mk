@@ -10,7 +10,8 @@ IMAGES_BUILD := $(BUILD)/images
 IMAGE_BUILDER := tools/images/build.py
 # what an image is built from: its Dockerfile and ignore file, the lock, the project's sources
 IMAGE_SOURCES := pyproject.toml uv.lock README.md images/containers.conf $(IMAGE_BUILDER) \
-	$(shell find src hub_config -type f -not -path '*/__pycache__/*' -not -name '*.pyc' 2>/dev/null)
+	$(shell find src hub_config -type f -not -path '*/__pycache__/*' -not -name '*.pyc' 2>/dev/null) \
+	$(wildcard notebooks/*.ipynb)
 
 .PHONY: images images-base images-proxy
 images: $(IMAGES_BUILD)/hub.built $(IMAGES_BUILD)/notebook.built

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from hub_config.local_spawner import NOTIFICATION_SETTINGS, copy_tutorials, pick_cpus, quiet_jupyterlab
+from af.user_server.tutorials import copy_tutorials
+from hub_config.local_spawner import NOTIFICATION_SETTINGS, pick_cpus, quiet_jupyterlab
 
 
 def test_pick_cpus():
