@@ -11,25 +11,40 @@ S3 by the values' `servicex.s3Egress`.
 
 Without z2jh and dask-gateway (their charts cannot be fetched here) there is no hub to exchange tokens with and no
 gateway: the service starts anyway (it reaches its cluster at the first request) and refuses every token.
+
+Then with a hub (the last tests): JupyterHub configured by hub_config from the settings our chart renders
+(tests/cluster/hub.py, beside the node, on ports of this module's own), reached by the service at `hub:8081` (a
+Service without selector whose endpoint is the node), with the service's token as z2jh would share it. The hub
+registers the service and its role from the chart's settings: its proxy routes /services/servicex/ to the
+service's Service, a user's hub token is exchanged at /token/refresh and lists the user's (no) transformations
+with the real client, through the hub's proxy and inside the cluster. This release runs without
+NetworkPolicies (the hub is no pod the policies could name); the policies are tested above.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import secrets
 import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from af.tools.local.ports import Ports
 from af.tools.local.servicex import seaweedfs_command, seaweedfs_env, weed_binary
 
+from . import hub as kube_hub
 from .cluster import KUBECONFIG, Cluster, facility_chart, load_image
 from .test_chart import client_pod, hub_image, probe, refused, until
 
 NAMESPACE = "af-servicex-chart"
+HUB_NAMESPACE = "af-servicex-hub"
+# tests/cluster/hub.py's ports, moved so that this hub runs beside test_kubespawner's
+HUB_PORTS = {"HUB_PORT": 18181, "PROXY_PORT": 18100, "HOST_PORT": 18200, "OIDC_PORT": 15656}
 NAME = "analysis-facility-servicex"
 PREFIX = "/services/servicex"
 S3 = "servicex-s3"
@@ -73,6 +88,17 @@ async def main():
     except AuthorizationError as error:
         out["refused"] = str(error)
     print(json.dumps(out))
+
+asyncio.run(main())
+"""
+# the real client with a user's hub token (what ~/servicex.yaml carries): her transformations and datasets
+CLIENT_WITH_TOKEN = """
+import asyncio, json, sys
+from servicex.servicex_adapter import ServiceXAdapter
+
+async def main():
+    adapter = ServiceXAdapter(sys.argv[1], refresh_token=sys.argv[2])
+    print(json.dumps({"transforms": await adapter.get_transforms(), "datasets": await adapter.get_datasets()}))
 
 asyncio.run(main())
 """
@@ -143,13 +169,9 @@ def stream_weed(facility: facility_chart.Facility) -> None:
         )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def release(cluster: Cluster):
-    """The release with ServiceX (revision 1), SeaweedFS and the client pods Ready in this test's namespace;
-    the namespace is removed at the end."""
-    image = hub_image()
-    load_image(image)
-    facility = facility_chart.Facility(namespace=NAMESPACE)
+def install(namespace: str, values: dict | None, image: str) -> tuple[facility_chart.Facility, str]:
+    """The release in `namespace` with the Secrets z2jh and the admin would make; (facility, S3 admin secret)."""
+    facility = facility_chart.Facility(namespace=namespace)
     facility.prepare()
     # z2jh would generate the service's hub token into its Secret `hub` (jupyterhub.hub.services.servicex)
     token = json.dumps({"stringData": {"hub.services.servicex.apiToken": secrets.token_hex(32)}})
@@ -161,6 +183,23 @@ def release(cluster: Cluster):
         f"--from-literal=AF_SERVICEX_S3_SECRET_KEY={s3_secret}", f"--from-literal=s3-admin={s3_secret}",
         f"--from-literal=AF_SERVICEX_SECRET={secrets.token_hex(32)}",
     )  # fmt: skip
+    if values is not None:
+        facility.deploy(values, timeout=240)
+    return facility, s3_secret
+
+
+def remove(facility: facility_chart.Facility) -> None:
+    facility.uninstall()
+    facility_chart.kubectl(facility.kubectl_binary, "delete", "namespace", facility.namespace, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster):
+    """The release with ServiceX (revision 1), SeaweedFS and the client pods Ready in this test's namespace;
+    the namespace is removed at the end."""
+    image = hub_image()
+    load_image(image)
+    facility, _ = install(NAMESPACE, None, image)
     facility.kubectl("apply", "-f", "-", stdin=s3_pod(image))
     for name, labels in CLIENTS.items():
         facility.kubectl("apply", "-f", "-", stdin=client_pod(name, labels, SLEEP, image, {}))
@@ -169,8 +208,7 @@ def release(cluster: Cluster):
     facility.kubectl("wait", "--for", "condition=Ready", f"pod/{S3}", "--timeout", "120s")
     facility.deploy(VALUES, timeout=240)
     yield facility
-    facility.uninstall()
-    facility_chart.kubectl(facility.kubectl_binary, "delete", "namespace", NAMESPACE, "--wait=false")
+    remove(facility)
 
 
 def service_pod(facility: facility_chart.Facility) -> dict:
@@ -261,3 +299,107 @@ def test_the_service_reaches_s3_and_nothing_else(release: facility_chart.Facilit
     # a user's server reaches S3 through analysis-facility-servicex-results and reads only its own results
     assert download("user-like", "alice") == "ok columns"
     assert download("user-like", "bob") == "refused AccessDenied"
+
+
+def hub_endpoint(port: int) -> str:
+    """A Service `hub` without selector whose endpoint is the node's address (where the test's hub listens)."""
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "hub"},
+        "spec": {"ports": [{"name": "http", "port": 8081, "targetPort": port}]},
+    }
+    endpoints = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "hub-node", "labels": {"kubernetes.io/service-name": "hub"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [kube_hub.NODE_IP]}],
+    }
+    return yaml.safe_dump_all([service, endpoints])
+
+
+@pytest.fixture(scope="module")
+def with_hub(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, monkeypatch_module):
+    """(facility, hub, the service's hub token): the release without NetworkPolicies and a hub registering it."""
+    image = hub_image()
+    load_image(image)
+    values = {
+        "healthCheck": {"enabled": False},
+        "networkPolicy": {"enabled": False},
+        "settings": {"servicex": {"facility": True, "s3_endpoint": f"http://{S3}:{S3_PORT}"}},
+    }
+    facility, _ = install(HUB_NAMESPACE, values, image)
+    for name, value in HUB_PORTS.items():
+        monkeypatch_module.setattr(kube_hub, name, value)
+    facility.kubectl("apply", "-f", "-", stdin=hub_endpoint(HUB_PORTS["HUB_PORT"]))
+    facility.kubectl("apply", "-f", "-", stdin=client_pod("client", {}, SLEEP, image, {}))
+    token = facility.kubectl(
+        "get", "secret", "hub", "-o", "jsonpath={.data.hub\\.services\\.servicex\\.apiToken}"
+    )
+    token = base64.b64decode(token).decode()
+    # the hub reaches the service at its Service's address (it runs beside the node, without the cluster's DNS)
+    address = facility.kubectl("get", f"service/{NAME}", "-o", "jsonpath={.spec.clusterIP}")
+    monkeypatch_module.setenv("AF_SERVICEX_API_TOKEN", token)  # what the chart's extraEnv gives z2jh's hub
+    hub_values = {
+        "settings": {"servicex": {**values["settings"]["servicex"], "service_url": f"http://{address}:5000"}}
+    }
+    with kube_hub.KubeHub.start(
+        cluster.bin, tmp_path_factory.mktemp("servicex-hub"), hub_values, HUB_NAMESPACE
+    ) as hub:
+        facility.kubectl("wait", "--for", "condition=Ready", "pod/client", "--timeout", "120s")
+        yield facility, hub, token
+    remove(facility)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def user_token(hub: kube_hub.KubeHub, user: str, **body) -> str:
+    hub.api("POST", f"/users/{user}")
+    answer = hub.api("POST", f"/users/{user}/tokens", json={"note": "servicex test", **body})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["token"]
+
+
+def test_the_hub_registers_the_service_with_its_role(with_hub):
+    _, hub, token = with_hub
+    model = hub.api("GET", "/user", token=token).json()
+    assert (model["kind"], model["name"]) == ("service", "servicex")
+    # the role of hub_config.servicex: its cluster on the gateway, nothing else
+    assert set(model["scopes"]) == {"access:services!service=dask-gateway"}, model
+    # the hub's proxy routes /services/servicex/ to the chart's Service
+    answer = requests.get(f"{hub.url}{PREFIX}/servicex", timeout=30)
+    assert answer.status_code == 200 and answer.json()["capabilities"], answer.text
+
+
+def test_a_users_token_is_exchanged_and_lists_her_transformations(with_hub):
+    facility, hub, _ = with_hub
+    alice = user_token(hub, "alice")
+    # through the hub's proxy, as a browser-side client would reach it ...
+    answers = asyncio.run(client_answers(f"{hub.url}{PREFIX}", alice))
+    assert answers == {"transforms": [], "datasets": []}, answers
+    # ... and inside the cluster, from a pod, with the real client
+    inside = json.loads(facility.kubectl(
+        "exec", "client", "--", "python", "-c", CLIENT_WITH_TOKEN, f"http://{NAME}:5000{PREFIX}", alice,
+        timeout=120,
+    ))  # fmt: skip
+    assert inside == {"transforms": [], "datasets": []}, inside
+    # a token without the scope access:services!service=servicex is refused
+    narrow = user_token(hub, "alice", scopes=["read:users:name!user"])
+    refused_answer = asyncio.run(client_answers(f"{hub.url}{PREFIX}", narrow))
+    assert refused_answer == {"refused": "ServiceX access token request rejected [401 Unauthorized]"}
+
+
+async def client_answers(url: str, token: str) -> dict:
+    from servicex.servicex_adapter import AuthorizationError, ServiceXAdapter
+
+    adapter = ServiceXAdapter(url, refresh_token=token)
+    try:
+        return {"transforms": await adapter.get_transforms(), "datasets": await adapter.get_datasets()}
+    except AuthorizationError as error:
+        return {"refused": str(error)}
