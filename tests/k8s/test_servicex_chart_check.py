@@ -3,6 +3,7 @@ and mistakes in it that `make check` refuses, naming the file and the key."""
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from af.tools.check.chart import check_chart, render, standalone_copy
@@ -77,33 +78,40 @@ def test_the_contract_of_the_service_holds(real_repo) -> None:
         assert rule in egress[name], name
 
 
-def test_hub_routing_to_another_address_is_refused(scratch) -> None:
-    edit(
-        scratch.root / FULL,
-        "service_url: http://analysis-facility-servicex:5000",
-        "service_url: http://servicex:5000",
-    )
-    assert (
-        f"{FULL}: settings.servicex.service_url: 'http://servicex:5000', expected "
-        "'http://analysis-facility-servicex:5000' (the chart's Service of the service)"
-    ) in _messages(scratch)
-
-
-def test_users_endpoint_outside_the_cluster_is_refused(scratch) -> None:
-    edit(scratch.root / FULL, "    address: http://proxy-public/af/services/servicex\n", "")
-    edit(scratch.root / DEFAULTS, "    address: http://proxy-public/services/servicex\n", "")
-    assert (
-        f"{FULL}: settings.servicex.address: '', expected 'http://proxy-public/af/services/servicex' (users' "
-        "servers reach the service through the hub's proxy inside the cluster)"
-    ) in _messages(scratch)
-
-
-def test_s3_on_the_pods_loopback_is_refused(scratch) -> None:
-    edit(scratch.root / FULL, "s3_endpoint: http://s3.storage.svc:8333", "s3_endpoint: http://127.0.0.1:8333")
-    assert (
-        f"{FULL}: settings.servicex.s3_endpoint: 'http://127.0.0.1:8333' is each pod's own loopback: give the "
-        "S3 server's address as pods reach it"
-    ) in _messages(scratch)
+@pytest.mark.parametrize(
+    ("edits", "message"),
+    [
+        (  # the hub's proxy would route to another address than the chart's Service
+            [
+                (
+                    FULL,
+                    "service_url: http://analysis-facility-servicex:5000",
+                    "service_url: http://servicex:5000",
+                )
+            ],
+            "settings.servicex.service_url: 'http://servicex:5000', expected "
+            "'http://analysis-facility-servicex:5000' (the chart's Service of the service)",
+        ),
+        (  # users' servers would leave the cluster for the public URL
+            [
+                (FULL, "    address: http://proxy-public/af/services/servicex\n", ""),
+                (DEFAULTS, "    address: http://proxy-public/services/servicex\n", ""),
+            ],
+            "settings.servicex.address: '', expected 'http://proxy-public/af/services/servicex' (users' servers "
+            "reach the service through the hub's proxy inside the cluster)",
+        ),
+        (
+            [(FULL, "s3_endpoint: http://s3.storage.svc:8333", "s3_endpoint: http://127.0.0.1:8333")],
+            "settings.servicex.s3_endpoint: 'http://127.0.0.1:8333' is each pod's own loopback: give the S3 "
+            "server's address as pods reach it",
+        ),
+    ],
+    ids=["service_url", "address", "s3_endpoint"],
+)
+def test_settings_the_chart_cannot_serve_are_refused(scratch, edits, message) -> None:
+    for path, old, new in edits:
+        edit(scratch.root / path, old, new)
+    assert f"{FULL}: {message}" in _messages(scratch)
 
 
 def test_the_service_token_must_come_from_z2jh(scratch) -> None:
