@@ -18,7 +18,10 @@ Service without selector whose endpoint is the node), with the service's token a
 registers the service and its role from the chart's settings: its proxy routes /services/servicex/ to the
 service's Service, a user's hub token is exchanged at /token/refresh and lists the user's (no) transformations
 with the real client, through the hub's proxy and inside the cluster. This release runs without
-NetworkPolicies (the hub is no pod the policies could name); the policies are tested above.
+NetworkPolicies (the hub is no pod the policies could name); the policies are tested above. It delivers: the
+real client's `deliver` in a pod, transforms on a dask scheduler and worker of the notebook image
+(settings.servicex.scheduler_address: dask-gateway's Kubernetes backend is not on this cluster yet), results
+in SeaweedFS, equal to direct reads.
 """
 
 from __future__ import annotations
@@ -36,12 +39,19 @@ import yaml
 
 from af.tools.local.ports import Ports
 from af.tools.local.servicex import seaweedfs_command, seaweedfs_env, weed_binary
+from tests.conftest import R21_FILE, R22_FILE, require_data_file
+from tests.servicex.test_delivery import COLUMNS, CUT, _direct
 
 from . import hub as kube_hub
 from .cluster import KUBECONFIG, Cluster, facility_chart, load_image
 from .test_chart import client_pod, hub_image, probe, refused, until
 
 NAMESPACE = "af-servicex-chart"
+NOTEBOOK = (
+    "ghcr.io/physlite-facility/notebook:0.1.0"  # the chart's worker image (dask-gateway.gateway.backend)
+)
+SCHEDULER = "dask-scheduler"
+DATA = "/data"
 HUB_NAMESPACE = "af-servicex-hub"
 # tests/cluster/hub.py's ports, moved so that this hub runs beside test_kubespawner's
 HUB_PORTS = {"HUB_PORT": 18181, "PROXY_PORT": 18100, "HOST_PORT": 18200, "OIDC_PORT": 15656}
@@ -90,6 +100,26 @@ async def main():
     print(json.dumps(out))
 
 asyncio.run(main())
+"""
+# the real client's deliver in a user's place: servicex.yaml with her hub token, the columns of each file
+DELIVER = """
+import json, pathlib, sys
+import awkward as ak
+from servicex import ProgressBarFormat, deliver, dataset, query
+url, token, files, columns, cut = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5]
+config = pathlib.Path("/tmp/sx/servicex.yaml")
+config.parent.mkdir(exist_ok=True)
+config.write_text(json.dumps({"api_endpoints": [{"endpoint": url, "name": "facility", "token": token}],
+                              "default_endpoint": "facility", "cache_path": "/tmp/sx/cache"}))
+spec = {"General": {"OutputFormat": "parquet", "Delivery": "LocalCache"},
+        "Sample": [{"Name": "electrons", "Dataset": dataset.FileList(files),
+                    "Query": query.UprootRaw({"treename": "CollectionTree", "filter_name": columns, "cut": cut})}]}
+paths = deliver(spec, config_path=str(config), progress_bar=ProgressBarFormat.none)["electrons"]
+out = {}
+for path in paths:
+    arrays = ak.from_parquet(path)
+    out[pathlib.Path(path).name] = {c: ak.to_list(arrays[c]) for c in columns}
+print(json.dumps(out))
 """
 # the real client with a user's hub token (what ~/servicex.yaml carries): her transformations and datasets
 CLIENT_WITH_TOKEN = """
@@ -155,18 +185,28 @@ def s3_pod(image: str) -> str:
     return yaml.safe_dump_all([manifest, service])
 
 
-def stream_weed(facility: facility_chart.Facility) -> None:
-    """Copies SeaweedFS's static binary (make seaweedfs-env) into the S3 pod's emptyDir through kubectl exec."""
-    weed = weed_binary(seaweedfs_env())
-    with weed.open("rb") as binary:
+def copy_in(
+    facility: facility_chart.Facility, pod: str, source: Path, target: str, mode: str = "644"
+) -> None:
+    """Copies `source` to `target` in `pod` through kubectl exec (no tar needed; appears complete at once)."""
+    folder = target.rsplit("/", 1)[0]
+    with source.open("rb") as data:
         subprocess.run(
             [
-                str(facility.kubectl_binary), "--kubeconfig", str(KUBECONFIG), "-n", NAMESPACE, "exec", "-i", S3,
-                "--", "sh", "-c", "mkdir -p /s3/bin && cat > /s3/bin/weed.part && chmod 755 /s3/bin/weed.part "
-                "&& mv /s3/bin/weed.part /s3/bin/weed",
+                str(facility.kubectl_binary), "--kubeconfig", str(KUBECONFIG), "-n", facility.namespace, "exec",
+                "-i", pod, "--", "sh", "-c",
+                f"mkdir -p {folder} && cat > {target}.part && chmod {mode} {target}.part && mv {target}.part {target}",
             ],
-            stdin=binary, check=True, capture_output=True, timeout=300,
+            stdin=data, check=True, capture_output=True, timeout=300,
         )  # fmt: skip
+
+
+def start_s3(facility: facility_chart.Facility, image: str) -> None:
+    """SeaweedFS in its pod, with its binary (make seaweedfs-env) copied into the pod's emptyDir."""
+    facility.kubectl("apply", "-f", "-", stdin=s3_pod(image))
+    facility.kubectl("wait", "--for", "jsonpath={.status.phase}=Running", f"pod/{S3}", "--timeout", "120s")
+    copy_in(facility, S3, weed_binary(seaweedfs_env()), "/s3/bin/weed", mode="755")
+    facility.kubectl("wait", "--for", "condition=Ready", f"pod/{S3}", "--timeout", "120s")
 
 
 def install(namespace: str, values: dict | None, image: str) -> tuple[facility_chart.Facility, str]:
@@ -200,12 +240,10 @@ def release(cluster: Cluster):
     image = hub_image()
     load_image(image)
     facility, _ = install(NAMESPACE, None, image)
-    facility.kubectl("apply", "-f", "-", stdin=s3_pod(image))
     for name, labels in CLIENTS.items():
         facility.kubectl("apply", "-f", "-", stdin=client_pod(name, labels, SLEEP, image, {}))
+    start_s3(facility, image)
     facility.kubectl("wait", "--for", "condition=Ready", *(f"pod/{n}" for n in CLIENTS), "--timeout", "120s")
-    stream_weed(facility)
-    facility.kubectl("wait", "--for", "condition=Ready", f"pod/{S3}", "--timeout", "120s")
     facility.deploy(VALUES, timeout=240)
     yield facility
     remove(facility)
@@ -325,16 +363,26 @@ def with_hub(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, monkeyp
     """(facility, hub, the service's hub token): the release without NetworkPolicies and a hub registering it."""
     image = hub_image()
     load_image(image)
+    load_image(NOTEBOOK)
     values = {
         "healthCheck": {"enabled": False},
         "networkPolicy": {"enabled": False},
-        "settings": {"servicex": {"facility": True, "s3_endpoint": f"http://{S3}:{S3_PORT}"}},
+        "settings": {
+            "servicex": {
+                "facility": True,
+                "s3_endpoint": f"http://{S3}:{S3_PORT}",
+                "scheduler_address": f"tcp://{SCHEDULER}:8786",
+            }
+        },
     }
-    facility, _ = install(HUB_NAMESPACE, values, image)
+    facility, _ = install(HUB_NAMESPACE, None, image)
+    start_dask(facility)
+    start_s3(facility, image)
+    facility.deploy(values, timeout=240)
     for name, value in HUB_PORTS.items():
         monkeypatch_module.setattr(kube_hub, name, value)
     facility.kubectl("apply", "-f", "-", stdin=hub_endpoint(HUB_PORTS["HUB_PORT"]))
-    facility.kubectl("apply", "-f", "-", stdin=client_pod("client", {}, SLEEP, image, {}))
+    facility.kubectl("apply", "-f", "-", stdin=client_pod("client", {}, SLEEP, NOTEBOOK, {}))  # a user server
     token = facility.kubectl(
         "get", "secret", "hub", "-o", "jsonpath={.data.hub\\.services\\.servicex\\.apiToken}"
     )
@@ -351,6 +399,33 @@ def with_hub(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, monkeyp
         facility.kubectl("wait", "--for", "condition=Ready", "pod/client", "--timeout", "120s")
         yield facility, hub, token
     remove(facility)
+
+
+def start_dask(facility: facility_chart.Facility) -> None:
+    """A dask scheduler (with its Service) and one worker of the notebook image, the example files in the
+    worker's emptyDir at DATA."""
+    scheduler = yaml.safe_load(
+        client_pod(SCHEDULER, {"app": SCHEDULER}, "exec dask scheduler --port 8786 --no-dashboard", NOTEBOOK,
+                   {"scheduler": 8786})
+    )  # fmt: skip
+    worker = yaml.safe_load(
+        client_pod("dask-worker", {"app": "dask-worker"}, f"exec dask worker tcp://{SCHEDULER}:8786 --nthreads 1",
+                   NOTEBOOK, {})
+    )  # fmt: skip
+    worker["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": DATA}]
+    worker["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": SCHEDULER},
+        "spec": {"selector": {"app": SCHEDULER}, "ports": [{"port": 8786, "targetPort": "scheduler"}]},
+    }
+    facility.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([scheduler, worker, service]))
+    facility.kubectl(
+        "wait", "--for", "condition=Ready", f"pod/{SCHEDULER}", "pod/dask-worker", "--timeout", "300s"
+    )
+    for name in (R21_FILE, R22_FILE):
+        copy_in(facility, "dask-worker", require_data_file(name), f"{DATA}/{Path(name).name}")
 
 
 @pytest.fixture(scope="module")
@@ -403,3 +478,20 @@ async def client_answers(url: str, token: str) -> dict:
         return {"transforms": await adapter.get_transforms(), "datasets": await adapter.get_datasets()}
     except AuthorizationError as error:
         return {"refused": str(error)}
+
+
+def test_a_delivery_through_the_chart_equals_direct_reads(with_hub):
+    facility, hub, _ = with_hub
+    alice = user_token(hub, "alice")
+    files = [f"{DATA}/{Path(name).name}" for name in (R22_FILE, R21_FILE)]
+    out = facility.kubectl(
+        "exec", "client", "--", "python", "-c", DELIVER, f"http://{NAME}:5000{PREFIX}", alice, json.dumps(files),
+        json.dumps(COLUMNS), CUT, timeout=600,
+    )  # fmt: skip
+    delivered = json.loads(out.strip().splitlines()[-1])
+    print("the client delivered:", {name: len(columns[COLUMNS[0]]) for name, columns in delivered.items()})
+    assert len(delivered) == 2, delivered.keys()
+    for name in (R22_FILE, R21_FILE):  # outputs are named <index>_<file name>.parquet
+        [got] = [columns for output, columns in delivered.items() if output.endswith(f"_{name}.parquet")]
+        for column, expected in _direct(require_data_file(name), COLUMNS).items():
+            assert got[column] == expected.to_list(), (name, column)
