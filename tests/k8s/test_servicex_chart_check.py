@@ -186,3 +186,13 @@ def test_the_service_closed_to_the_proxy_fails_the_contract(scratch) -> None:
         "proxy -> servicex:5000 is blocked by the ingress of NetworkPolicy analysis-facility-servicex" in m
         for m in _messages(scratch)
     )
+
+
+def test_a_scheduler_of_its_own_behind_the_policies_is_a_warning(scratch) -> None:
+    edit(scratch.root / FULL, "    retries: 3\n", "    retries: 3\n    scheduler_address: tcp://dask:8786\n")
+    findings = check_chart(scratch, only=[FULL])
+    assert errors(findings) == []
+    assert any(
+        f.key == "settings.servicex.scheduler_address" and f.warning and "traefik's TCP port" in f.message
+        for f in findings
+    ), [str(f) for f in findings]

@@ -151,6 +151,17 @@ def check_servicex(values: Mapping[str, Any], blame: str) -> list[Finding]:
                 f"{s3!r} is each pod's own loopback: give the S3 server's address as pods reach it",
             )
         )
+    scheduler = _get(values, "settings", "servicex", "scheduler_address")
+    if scheduler and _get(values, "networkPolicy", "enabled") is not False:
+        findings.append(
+            Finding(
+                blame,
+                "settings.servicex.scheduler_address",
+                f"{scheduler!r}: the service's NetworkPolicy lets it reach dask only through traefik's TCP port "
+                "(its own dask-gateway cluster); add a policy for this scheduler",
+                warning=True,
+            )
+        )
     if "servicex" not in (_get(values, "jupyterhub", "hub", "services") or {}):
         findings.append(
             Finding(
