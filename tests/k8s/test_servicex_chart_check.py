@@ -196,3 +196,22 @@ def test_a_scheduler_of_its_own_behind_the_policies_is_a_warning(scratch) -> Non
         f.key == "settings.servicex.scheduler_address" and f.warning and "traefik's TCP port" in f.message
         for f in findings
     ), [str(f) for f in findings]
+
+
+def test_user_pods_get_the_service_in_the_cluster(real_repo, tmp_path) -> None:
+    from af.tools.check import startup
+
+    rendered = _rendered(real_repo)
+    job = startup.hub_job(rendered.merged, rendered.documents(), "full.yaml", tmp_path)
+    assert startup.run_jobs([job], tmp_path) == []  # KubeSpawner's pods carry the in-cluster endpoint
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "jupyter-u"},
+        "spec": {"containers": [{"name": "notebook", "image": "ghcr.io/physlite-facility/notebook:0.1.0"}]},
+    }
+    messages = [str(f) for f in startup._judge_pods(job, {"default": pod, "large": pod})]
+    assert (
+        "full.yaml: settings.servicex.address: user pods get AF_SERVICEX_ENDPOINT None, not the service through "
+        "the proxy in the cluster ('http://proxy-public/af/services/servicex')"
+    ) in messages, messages

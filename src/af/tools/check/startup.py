@@ -357,6 +357,16 @@ def _judge_pods(job: Job, pods: Mapping[str, dict[str, Any]]) -> list[Finding]:
                     f"user pods get {env.get('DASK_GATEWAY__ADDRESS')!r}",
                 )
             )
+        servicex = _get(job.values, "settings", "servicex") or {}
+        if servicex.get("facility") is True and env.get("AF_SERVICEX_ENDPOINT") != servicex.get("address"):
+            findings.append(
+                Finding(
+                    job.blame,
+                    "settings.servicex.address",
+                    f"user pods get AF_SERVICEX_ENDPOINT {env.get('AF_SERVICEX_ENDPOINT')!r}, not the service "
+                    f"through the proxy in the cluster ({servicex.get('address')!r})",
+                )
+            )
         limits = (container.get("resources") or {}).get("limits") or {}
         if "cores" in profile and float(limits.get("cpu", "nan")) != float(profile["cores"]):
             findings.append(Finding(job.blame, f"{key}.cores", f"pod cpu limit is {limits.get('cpu')!r}"))
