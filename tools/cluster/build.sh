@@ -65,6 +65,12 @@ log "kube-router $KUBE_ROUTER_VERSION (its NetworkPolicy firewall runs as a node
 gobuild "$here/modules/kube-router" -ldflags "-s -w" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 log "local-path-provisioner $LOCAL_PATH_VERSION"
 gobuild "$here/modules/local-path-provisioner" -ldflags "-s -w" github.com/rancher/local-path-provisioner
+log "traefik $TRAEFIK_VERSION (dask-gateway's proxy; its CRDs from the same module zip)"
+gobuild "$here/modules/traefik" -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+	github.com/traefik/traefik/v3/cmd/traefik
+mkdir -p "$out/crds"
+cp "$(cd "$here/modules/traefik" && go list -m -f '{{.Dir}}' github.com/traefik/traefik/v3)/docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml" \
+	"$out/crds/traefik.yaml"
 log "pause, nsforward"
 gobuild "$here" -ldflags "-s -w" ./cmd/pause ./cmd/nsforward
 
@@ -95,6 +101,7 @@ cp /bin/busybox "$busybox/bin/"
 for applet in sh mkdir rm chmod ls cat echo sleep wget nc nslookup httpd; do ln -s busybox "$busybox/bin/$applet"; done
 image "$BUSYBOX_IMAGE" /bin/sh "$busybox/bin"
 rm -rf "$busybox"
+image "$TRAEFIK_IMAGE" /traefik "$out/bin/traefik"
 
 echo $((cold_seconds + SECONDS - images_started)) > "$out/build-seconds"
 touch "$out/complete"

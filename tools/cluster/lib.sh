@@ -20,6 +20,7 @@ ETCD_VERSION=$(module_version etcd go.etcd.io/etcd/server/v3)
 COREDNS_VERSION=$(module_version coredns github.com/coredns/coredns)
 KUBE_ROUTER_VERSION=$(module_version kube-router github.com/cloudnativelabs/kube-router/v2)
 LOCAL_PATH_VERSION=$(module_version local-path-provisioner github.com/rancher/local-path-provisioner)
+TRAEFIK_VERSION=$(module_version traefik github.com/traefik/traefik/v3)
 
 # kube_minor_part N: field N of the Kubernetes version (1 = major, 2 = minor)
 kube_minor_part() { echo "${KUBERNETES_VERSION#v}" | cut -d. -f"$1"; }
@@ -30,6 +31,7 @@ PAUSE_IMAGE=$IMAGE_PREFIX/pause:1
 COREDNS_IMAGE=$IMAGE_PREFIX/coredns:$COREDNS_VERSION
 LOCAL_PATH_IMAGE=$IMAGE_PREFIX/local-path-provisioner:$LOCAL_PATH_VERSION
 BUSYBOX_IMAGE=$IMAGE_PREFIX/busybox:1
+TRAEFIK_IMAGE=$IMAGE_PREFIX/traefik:${TRAEFIK_VERSION#v}
 
 # Where things live. The build cache and the node's image store outlive `make cluster-down`; the run
 # folder, the state of etcd and the kubelet, and the volumes do not.
@@ -66,7 +68,7 @@ cluster_build_dir() {
 	local hash
 	hash=$(cd "$CLUSTER_TOOLS" && {
 		find build.sh go.mod go.sum cmd modules -type f -print0 | sort -z | xargs -0 sha256sum
-		echo "$PAUSE_IMAGE $COREDNS_IMAGE $LOCAL_PATH_IMAGE $BUSYBOX_IMAGE"
+		echo "$PAUSE_IMAGE $COREDNS_IMAGE $LOCAL_PATH_IMAGE $BUSYBOX_IMAGE $TRAEFIK_IMAGE"
 	} | sha256sum | cut -c1-12)
 	echo "$CLUSTER_CACHE/k8s-$KUBERNETES_VERSION-$hash"
 }
