@@ -65,6 +65,14 @@ log "kube-router $KUBE_ROUTER_VERSION (its NetworkPolicy firewall runs as a node
 gobuild "$here/modules/kube-router" -ldflags "-s -w" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 log "local-path-provisioner $LOCAL_PATH_VERSION"
 gobuild "$here/modules/local-path-provisioner" -ldflags "-s -w" github.com/rancher/local-path-provisioner
+# Flux's controllers (tests/cluster/test_flux.py), their CRDs from the same releases' module zips
+mkdir -p "$out/crds/flux"
+for controller in $FLUX_CONTROLLERS; do
+	log "Flux $controller $(module_version "$controller" "github.com/fluxcd/$controller")"
+	gobuild "$here/modules/$controller" -ldflags "-s -w" "github.com/fluxcd/$controller"
+	module_dir=$(cd "$here/modules/$controller" && go list -m -f '{{.Dir}}' "github.com/fluxcd/$controller")
+	cp "$module_dir"/config/crd/bases/*.yaml "$out/crds/flux/"
+done
 log "traefik $TRAEFIK_VERSION (dask-gateway's proxy; its CRDs from the same module zip)"
 gobuild "$here/modules/traefik" -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
 	github.com/traefik/traefik/v3/cmd/traefik
@@ -102,6 +110,9 @@ for applet in sh mkdir rm chmod ls cat echo sleep wget nc nslookup httpd; do ln 
 image "$BUSYBOX_IMAGE" /bin/sh "$busybox/bin"
 rm -rf "$busybox"
 image "$TRAEFIK_IMAGE" /traefik "$out/bin/traefik"
+for controller in $FLUX_CONTROLLERS; do
+	image "$(flux_image "$controller")" "/$controller" "$out/bin/$controller"
+done
 
 echo $((cold_seconds + SECONDS - images_started)) > "$out/build-seconds"
 touch "$out/complete"

@@ -32,6 +32,9 @@ COREDNS_IMAGE=$IMAGE_PREFIX/coredns:$COREDNS_VERSION
 LOCAL_PATH_IMAGE=$IMAGE_PREFIX/local-path-provisioner:$LOCAL_PATH_VERSION
 BUSYBOX_IMAGE=$IMAGE_PREFIX/busybox:1
 TRAEFIK_IMAGE=$IMAGE_PREFIX/traefik:${TRAEFIK_VERSION#v}
+# Flux's controllers (each from tools/cluster/modules/<name>): flux_image NAME -> its image at its pinned version
+FLUX_CONTROLLERS="source-controller kustomize-controller helm-controller"
+flux_image() { echo "$IMAGE_PREFIX/$1:$(module_version "$1" "github.com/fluxcd/$1")"; }
 
 # Where things live. The build cache and the node's image store outlive `make cluster-down`; the run
 # folder, the state of etcd and the kubelet, and the volumes do not.
