@@ -5,7 +5,9 @@ exercised end to end in tests/e2e/test_gateway_user_limits.py)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from dask_gateway_server.backends.kubernetes import KubeBackend
@@ -93,6 +95,20 @@ def test_gateway_configuration_sets_the_user_totals(backend_class):
     assert isinstance(backend, backend_class)
     assert (backend.user_max_clusters, backend.user_max_workers) == (3, 10)
     assert (backend.user_max_cores, backend.user_max_memory) == (12.5, 20 * GIB)
+
+
+def test_clusters_run_the_dask_command_of_distributed_2026():
+    """dask-gateway's default scheduler/worker commands (dask-scheduler, dask-worker) are gone from distributed
+    2026: a KubeBackend scheduler pod of the notebook image failed with 'exec: "dask-scheduler": executable file
+    not found' (tests/cluster/test_kube_gateway.py)."""
+    from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
+
+    c = Config()
+    configure_gateway_server(c, settings({}), "http://hub:8081/hub/api", backend_class=KubeBackend)
+    config = KubeClusterConfig(config=c)
+    assert (config.scheduler_cmd, config.worker_cmd) == (["dask", "scheduler"], ["dask", "worker"])
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "dask").exists() and not (bin_dir / "dask-scheduler").exists()
 
 
 def test_other_backends_are_refused_by_name():

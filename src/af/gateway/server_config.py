@@ -115,6 +115,10 @@ def configure_gateway_server(c: Any, settings: Settings, hub_api_url: str, backe
     c.Proxy.prefix = service_prefix(settings.hub)
     c.Backend.cluster_options = cluster_options(gateway)
     c.ClusterConfig.idle_timeout = float(gateway.cluster_idle_timeout)
+    # dask-gateway's defaults (dask-scheduler, dask-worker) are scripts distributed 2026 no longer has: on
+    # Kubernetes the scheduler pod failed with 'exec: "dask-scheduler": executable file not found'
+    c.ClusterConfig.scheduler_cmd = ["dask", "scheduler"]
+    c.ClusterConfig.worker_cmd = ["dask", "worker"]
     c.ClusterConfig.cluster_max_workers = totals.workers
     c.ClusterConfig.cluster_max_cores = totals.cores
     c.ClusterConfig.cluster_max_memory = totals.memory
