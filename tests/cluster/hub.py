@@ -13,9 +13,12 @@ namespace, the hub's address) before it executes jupyterhub_config.d/*.py as z2j
 scope, not traitlets' load_subconfig, whose fresh `c` would hide what was set before). z2jh itself is not here
 (its chart cannot be downloaded): that file is the stand-in for it, nothing of the facility is.
 
+Two hubs can run side by side with different `HubPorts` (the proxy's API port is the proxy's + 1).
+
 Example:
-    >>> with KubeHub.start(cluster_bin, tmp_path, values) as hub:  # doctest: +SKIP
+    >>> with KubeHub.start(cluster_bin, tmp_path, values, "ns") as hub:  # doctest: +SKIP
     ...     hub.api("POST", "/users/alice/server")
+    >>> ports = HubPorts(hub=18081, proxy=18000, host=18100, oidc=15600)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -59,8 +62,10 @@ c.JupyterHub.hub_port = {hub_port}
 c.JupyterHub.hub_connect_ip = {node!r}
 c.JupyterHub.bind_url = "http://{node}:{proxy_port}"
 c.ConfigurableHTTPProxy.command = ["node", {chp!r}]
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 c.JupyterHub.db_url = "sqlite:///{folder}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{folder}/cookie_secret"
+c.JupyterHub.cleanup_servers = False  # z2jh: user pods outlive a restart of the hub
 c.KubeSpawner.namespace = {namespace!r}
 c.KubeSpawner.image = {image!r}
 c.KubeSpawner.image_pull_policy = "IfNotPresent"
@@ -135,6 +140,31 @@ def inside_kubeconfig(folder: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class HubPorts:
+    """The hub's ports: `hub` and `proxy` on the node's address inside the namespace (the proxy's API on
+    `proxy` + 1 on the namespace's loopback), `host` (the proxy) and `oidc` (the provider) on the host's loopback.
+
+    Example:
+        >>> HubPorts(hub=18081, proxy=18000, host=18100, oidc=15600).proxy_api
+        18001
+    """
+
+    hub: int
+    proxy: int
+    host: int
+    oidc: int
+
+    @property
+    def proxy_api(self) -> int:
+        return self.proxy + 1
+
+    @classmethod
+    def default(cls) -> HubPorts:
+        """The module's ports (read at call time: tests may patch HUB_PORT, PROXY_PORT, HOST_PORT, OIDC_PORT)."""
+        return cls(hub=HUB_PORT, proxy=PROXY_PORT, host=HOST_PORT, oidc=OIDC_PORT)
+
+
 @dataclass
 class KubeHub:
     """A running hub: its URL on the host, the operator token, the settings it loaded, its processes."""
@@ -143,7 +173,9 @@ class KubeHub:
     operator_token: str
     settings: dict[str, Any]
     folder: Path
-    processes: list[subprocess.Popen]
+    processes: dict[str, subprocess.Popen]
+    commands: dict[str, list[str]]
+    env: dict[str, str]
 
     @classmethod
     @contextlib.contextmanager
@@ -157,12 +189,14 @@ class KubeHub:
         volume_mounts: list[dict[str, Any]] | None = None,
         environment: Mapping[str, str] | None = None,
         accounts: Mapping[str, tuple[str, list[str]]] | None = None,
+        ports: HubPorts | None = None,
     ) -> Iterator[KubeHub]:
         """Start the OIDC provider (with `accounts`: name -> (password, groups)), the hub (spawning into
-        `namespace`) and the forwards; stop them at the end."""
+        `namespace`) and the forwards on `ports` (HubPorts.default() unless given); stop them at the end."""
         accounts = accounts or {}
-        issuer = f"http://127.0.0.1:{OIDC_PORT}"
-        public = f"http://127.0.0.1:{HOST_PORT}"
+        ports = ports or HubPorts.default()
+        issuer = f"http://127.0.0.1:{ports.oidc}"
+        public = f"http://127.0.0.1:{ports.host}"
         values = {
             **values,
             "settings": {
@@ -181,8 +215,9 @@ class KubeHub:
         (folder / "jupyterhub_config.py").write_text(
             Z2JH_CONFIG.format(
                 node=NODE_IP,
-                hub_port=HUB_PORT,
-                proxy_port=PROXY_PORT,
+                hub_port=ports.hub,
+                proxy_port=ports.proxy,
+                proxy_api_port=ports.proxy_api,
                 chp=str(
                     REPO / "node_modules" / "configurable-http-proxy" / "bin" / "configurable-http-proxy"
                 ),
@@ -201,7 +236,7 @@ class KubeHub:
                 {
                     "issuer": issuer,
                     "host": "127.0.0.1",
-                    "port": OIDC_PORT,
+                    "port": ports.oidc,
                     "keys_file": str(folder / "oidc" / "keys.json"),
                     "node_modules": str(REPO / "node_modules"),
                     "clients": [
@@ -241,32 +276,45 @@ class KubeHub:
                 str(folder / "oidc/config.json"),
             ),
             "hub": in_node("unshare", "--mount", "--propagation", "private", "sh", "-c", hub_command),
-            "forward": forward(cluster_bin, HOST_PORT, f"{NODE_IP}:{PROXY_PORT}"),
-            "oidc-forward": forward(cluster_bin, OIDC_PORT, f"127.0.0.1:{OIDC_PORT}"),
+            "forward": forward(cluster_bin, ports.host, f"{NODE_IP}:{ports.proxy}"),
+            "oidc-forward": forward(cluster_bin, ports.oidc, f"127.0.0.1:{ports.oidc}"),
         }
-        processes = []
-        hub = cls(public, operator_token, yaml.safe_load(data["settings.yaml"]), folder, processes)
+        hub = cls(public, operator_token, yaml.safe_load(data["settings.yaml"]), folder, {}, commands, env)
         try:
-            for name, command in commands.items():
-                log = (folder / f"{name}.log").open("w")
-                processes.append(
-                    subprocess.Popen(
-                        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-                    )
-                )
+            for name in commands:
+                hub._launch(name)
                 if name == "oidc":
                     hub._wait(f"{issuer}/.well-known/openid-configuration", inside=True)
             hub._wait_ready()
             yield hub
         finally:
-            for process in reversed(processes):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(5)
+            for name in reversed(list(hub.processes)):
+                hub.stop(name)
+
+    def _launch(self, name: str) -> None:
+        """Start process `name` (its output appended to `name`.log)."""
+        log = (self.folder / f"{name}.log").open("a")
+        self.processes[name] = subprocess.Popen(
+            self.commands[name], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def stop(self, name: str) -> None:
+        """Stop process `name` (SIGTERM, SIGKILL after 15 s) and wait for it."""
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+    def restart_hub(self) -> None:
+        """Stop the hub (and with it its proxy: JupyterHub stops the proxy it started) and start it again on the
+        same database and cookie secret, as when z2jh's hub pod is replaced; return once its API answers."""
+        self.stop("hub")
+        self._launch("hub")
+        self._wait_ready()
 
     def log(self, name: str = "hub") -> str:
         """The output of one of the processes (oidc, hub, forward)."""
@@ -282,7 +330,7 @@ class KubeHub:
             )
             if subprocess.run(command, capture_output=True).returncode == 0:
                 return
-            if any(p.poll() is not None for p in self.processes):
+            if any(p.poll() is not None for p in self.processes.values()):
                 break
             time.sleep(0.5)
         raise AssertionError(
