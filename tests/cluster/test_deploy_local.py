@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import nbformat
@@ -166,13 +167,16 @@ def test_tutorial_5_on_the_gateway_gives_the_reference_counts(
     )
     assert response.status_code == 200, response.text[:500]
     notebook = nbformat.from_dict(response.json()["content"])
-    checks = run_in_server(
-        server,
-        token,
-        notebook,
-        {"FILE_NAME": EXAMPLE, "COPIES": COPIES, "CHUNK_SIZE": 50, "WORKERS": 2},
-        SCALING_OUT_CHECKS,
-    )
+    # in a thread of its own: Playwright's sync API keeps an event loop running in this one
+    with ThreadPoolExecutor(1) as thread:
+        checks = thread.submit(
+            run_in_server,
+            server,
+            token,
+            notebook,
+            {"FILE_NAME": EXAMPLE, "COPIES": COPIES, "CHUNK_SIZE": 50, "WORKERS": 2},
+            SCALING_OUT_CHECKS,
+        ).result()
     local = run_reference([example_file()] * COPIES)
     assert checks["n_events"] == local.n_events
     assert checks["counts"] == local.counts
@@ -203,6 +207,33 @@ def test_outsider_gets_403(deployed: Deployment, browser):
         assert statuses and statuses[-1] == 403, statuses
     finally:
         context.close()
+
+
+def test_hub_pod_restarted_keeps_the_users_server(deployed: Deployment, lab: dict, cluster: Cluster):
+    before = user_pod(cluster)
+    hub_pods = cluster.json("pods", "-n", deploy_local.NAMESPACE, "-l", "component=hub")["items"]
+    cluster.kubectl("delete", "pod", "-n", deploy_local.NAMESPACE, "-l", "component=hub", "--wait=true")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        pods = cluster.json("pods", "-n", deploy_local.NAMESPACE, "-l", "component=hub")["items"]
+        ready = [
+            pod
+            for pod in pods
+            if pod["metadata"]["uid"] not in {old["metadata"]["uid"] for old in hub_pods}
+            and all(status.get("ready") for status in pod["status"].get("containerStatuses", [{}]))
+        ]
+        if ready:
+            break
+        time.sleep(2)
+    else:
+        raise AssertionError("no new hub pod ready within 180 s")
+    assert user_pod(cluster)["metadata"]["uid"] == before["metadata"]["uid"]
+    token = user_token(deployed)
+    status = requests.get(
+        f"{deployed.url}/user/{USER}/api/status", headers={"Authorization": f"token {token}"}, timeout=60
+    )
+    assert status.status_code == 200
+    assert hub_api(deployed, "GET", f"/users/{USER}").json()["servers"][""]["ready"]
 
 
 def test_helm_upgrade_keeps_the_users_pod_and_applies_the_values(
