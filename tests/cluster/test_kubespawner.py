@@ -45,8 +45,9 @@ from .hub import KubeHub, chart_values
 NAMESPACE = "kubespawner-test"
 USER = "alice"
 DATA_MOUNT = "/data/examples"
-# short enough to be seen culling, long enough not to cull a server while the other tests use it (seconds)
-CULLING = {"server_idle_timeout": 20, "every": 5}
+# short enough to be seen culling; long enough that the culler, restarted with the hub, leaves the server of the
+# hub-restart test alone (with 20 s it culled it 33 s after its start) (seconds)
+CULLING = {"server_idle_timeout": 90, "every": 5}
 PASSWORD = secrets.token_hex(8)
 BENCH = REPO / "build" / "bench" / "cluster-login.json"
 SCREENSHOTS = REPO / "build" / "e2e"
