@@ -126,6 +126,8 @@ def rbac(namespace: str) -> str:
     namespace so that tests in other namespaces do not share them)."""
     rules = {
         "api": [
+            # the API server reads each cluster's TLS credentials to reach its scheduler
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
             {"apiGroups": ["gateway.dask.org"], "resources": ["daskclusters"], "verbs": ["*"]},
         ],
         "controller": [
@@ -278,6 +280,8 @@ class KubeGateway:
         worker_container: dict[str, Any] = {"resources": {"requests": {"cpu": "100m"}}}
         objects: list[dict] = []
         if data_dir is not None:
+            # a volume left by an interrupted run stays bound to its old claim: a new claim would never bind
+            cluster.kubectl("delete", "pv", f"{namespace}-data", "--ignore-not-found", "--wait=true")
             worker_pod = {
                 "volumes": [
                     {"name": "data", "persistentVolumeClaim": {"claimName": "data", "readOnly": True}}

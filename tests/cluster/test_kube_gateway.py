@@ -120,6 +120,12 @@ def test_scaling_down_deletes_a_worker_pod(kube_gateway, first):
     assert len(running_pods(kube_gateway, "dask-worker", dask_cluster.name)) == 2
 
 
+# Found on Kubernetes (issue 14 stays open): the totals trim a second cluster (1 of 2 workers granted) and refuse a
+# third, but when the first cluster shrinks the second does not get its second worker within 240 s (it does in the
+# local facility's tests). strict: the day it passes, this mark must go.
+@pytest.mark.xfail(
+    strict=True, reason="KubeBackend: a trimmed cluster does not grow when the user's other cluster shrinks"
+)
 def test_worker_and_cluster_totals_are_per_user(kube_gateway, first):
     dask_cluster, _ = first
     with kube_gateway.gateway(USER) as gateway:
