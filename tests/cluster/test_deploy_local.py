@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from physlite.analysis import run as run_reference
+from tests.e2e.conftest import CHROMIUM_ARGS
 from tests.e2e.test_browser import LAB_READY, sign_in
 from tests.e2e.test_tutorials_in_containers import (
     COPIES,
@@ -81,11 +82,7 @@ def browser():
         chromium = playwright.chromium.launch(
             executable_path="/usr/bin/chromium",
             args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                # the issuer's name: the node's address in the cluster, the forward on the host
+                *CHROMIUM_ARGS,
                 f"--host-resolver-rules=MAP {deploy_local.ISSUER_HOST} 127.0.0.1",
             ],
         )

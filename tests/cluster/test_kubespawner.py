@@ -35,6 +35,7 @@ from hub_config.profiles import kubespawner_profile
 from hub_config.settings_schema import Profile
 from physlite.events.sgkey import sgkey
 from tests.conftest import R22_FILE, require_data_file
+from tests.e2e.conftest import CHROMIUM_ARGS
 from tests.e2e.test_browser import LAB_READY, sign_in
 from tests.e2e.test_tutorials_in_containers import run_in_server
 from tests.notebooks.test_02_physlite import first_track_z0_by_hand
@@ -51,7 +52,6 @@ CULLING = {"server_idle_timeout": 90, "every": 5}
 PASSWORD = secrets.token_hex(8)
 BENCH = REPO / "build" / "bench" / "cluster-login.json"
 SCREENSHOTS = REPO / "build" / "e2e"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 # tutorial 2's results (tests/notebooks/test_02_physlite.py checks its figures too, with helpers the image lacks)
 PHYSLITE_CHECKS = "{'n_electrons': n_electrons, 'target': target, 'z0': electron_track_z0.to_list(), 'identical': identical}"
 # Kubernetes answers quantities in canonical form: compare numbers, not strings

@@ -134,6 +134,17 @@ def screenshots() -> Path:
     return BUILD
 
 
+# Debian's chromium headless, as every browser test here launches it (tests/cluster too)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-dev-shm-usage",
+]
+
+
 # Module scope: Playwright's sync API keeps an event loop running in the main thread while it is open, which
 # would break asyncio.run() in the tests that follow.
 @pytest.fixture(scope="module")
@@ -147,14 +158,7 @@ def browser():
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path="/usr/bin/chromium",
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-dev-shm-usage",
-            ],
+            args=CHROMIUM_ARGS,
         )
         yield chromium
         chromium.close()
