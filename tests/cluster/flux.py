@@ -270,11 +270,11 @@ def bootstrap_manifest(repository_url: str, namespace: str) -> str:
     """What `flux bootstrap --path=flux/clusters/staging` creates (a GitRepository and a Kustomization
     flux-system), with the patches that are the differences from production (point 2 of the module's list)."""
     not_subcharts = {"jupyterhub": {"enabled": False}, "dask-gateway": {"enabled": False}}
+    # a JSON patch with a target: a strategic-merge patch without a namespace matches no object once the
+    # Kustomization has set one ("no matches for Id HelmRelease...[noNs]")
     helmrelease_patch = {
-        "apiVersion": "helm.toolkit.fluxcd.io/v2",
-        "kind": "HelmRelease",
-        "metadata": {"name": "analysis-facility"},
-        "spec": {"values": not_subcharts},
+        "target": {"kind": "HelmRelease", "name": "analysis-facility"},
+        "patch": yaml.safe_dump([{"op": "add", "path": "/spec/values", "value": not_subcharts}]),
     }
     patches = [
         {
@@ -294,7 +294,7 @@ def bootstrap_manifest(repository_url: str, namespace: str) -> str:
                 [
                     {"op": "add", "path": "/spec/targetNamespace", "value": namespace},
                     {"op": "replace", "path": "/spec/interval", "value": "1m"},
-                    {"op": "add", "path": "/spec/patches", "value": [{"patch": yaml.safe_dump(helmrelease_patch)}]},
+                    {"op": "add", "path": "/spec/patches", "value": [helmrelease_patch]},
                 ]
             ),
         },

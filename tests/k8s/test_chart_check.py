@@ -247,3 +247,15 @@ def test_kube_version_that_cannot_be_compared_fails(scratch) -> None:
         m.startswith("charts/analysis-facility/Chart.yaml: kubeVersion: '^1.30': write a lower bound")
         for m in _messages(check_dependencies(scratch))
     )
+
+
+def test_chart_label_that_flux_build_versions_break(scratch) -> None:
+    # Flux builds the chart as version <version>+<commit>: a label made of the raw version is refused by the API
+    # server (found when Flux installed the release on the real cluster)
+    helpers = scratch.root / "charts/analysis-facility/templates/_helpers.tpl"
+    edit(helpers, '.Chart.Version | replace "+" "_"', ".Chart.Version")
+    messages = _messages(check_chart(scratch, only=[STAGING]))
+    assert any(
+        "metadata.labels.helm.sh/chart: 'analysis-facility-0.1.0+0123456789ab' is not a valid label value" in m
+        for m in messages
+    ), messages

@@ -51,7 +51,11 @@ POD_SECURITY = "restricted"
 SUBCHARTS = ("jupyterhub", "dask-gateway")
 # the Secret z2jh generates and the keys of it our templates and values read
 Z2JH_SECRET = "hub"
-Z2JH_KEYS = ("hub.services.dask-gateway.apiToken", "hub.config.CryptKeeper.keys")
+Z2JH_KEYS = (
+    "hub.services.dask-gateway.apiToken",
+    "hub.services.servicex.apiToken",
+    "hub.config.CryptKeeper.keys",
+)
 
 
 def with_subcharts_off(values: Mapping[str, Any]) -> dict[str, Any]:

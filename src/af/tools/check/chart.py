@@ -51,14 +51,21 @@ def values_files(repo: Repo) -> list[Path]:
     return files
 
 
+# the version Flux gives the chart it builds from a commit (HelmRelease reconcileStrategy Revision)
+FLUX_BUILD_METADATA = "+0123456789ab"
+
+
 @contextmanager
-def standalone_copy(repo: Repo) -> Iterator[Path]:
-    """A temporary copy of the chart with its remote dependencies removed from Chart.yaml."""
+def standalone_copy(repo: Repo, flux_build: bool = False) -> Iterator[Path]:
+    """A temporary copy of the chart with its remote dependencies removed from Chart.yaml; with `flux_build`, its
+    version is the one Flux gives it (``<version>+<commit>``), which every label made from it must survive."""
     with tempfile.TemporaryDirectory(prefix="af-chart-") as tmp:
         target = Path(tmp) / repo.chart.name
         shutil.copytree(repo.chart, target, ignore=shutil.ignore_patterns("charts", "*.tgz", "Chart.lock"))
         meta = load_one(target / "Chart.yaml")
         meta.pop("dependencies", None)
+        if flux_build:
+            meta["version"] = f"{meta['version']}{FLUX_BUILD_METADATA}"
         (target / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
         yield target
 
@@ -214,7 +221,7 @@ def check_chart(repo: Repo, only: list[str] | None = None) -> list[Finding]:
         paths = [p for p in paths if (repo.rel(p) if p else defaults) in only]
         if len(paths) != len(only):
             raise ValueError(f"values files {only}: not all are checked values files")
-    with standalone_copy(repo) as chart_dir:
+    with standalone_copy(repo, flux_build=True) as chart_dir:
         for path in paths:
             rendered, more = render(repo, chart_dir, path)
             findings += more
