@@ -256,6 +256,7 @@ def test_chart_label_that_flux_build_versions_break(scratch) -> None:
     edit(helpers, '.Chart.Version | replace "+" "_"', ".Chart.Version")
     messages = _messages(check_chart(scratch, only=[STAGING]))
     assert any(
-        "metadata.labels.helm.sh/chart: 'analysis-facility-0.1.0+0123456789ab' is not a valid label value" in m
+        "metadata.labels.helm.sh/chart: 'analysis-facility-0.1.0+0123456789ab' is not a valid label value"
+        in m
         for m in messages
     ), messages
