@@ -4,7 +4,9 @@ of worker processes, and `python -m af.servicex` on loopback; the real `servicex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +23,11 @@ from tests.servicex.gateway_server import HubTokens, hub_extra_config  # noqa: E
 from tests.servicex.service_process import SERVICE, start_service, write_user_config  # noqa: E402
 from tests.servicex.transforms import RESULTS_SECONDS, RETRY_DELAY  # noqa: E402
 
-# the remote-reading servers (nginx, XRootD, rucio) of tests/io, for DIDs
+# the remote-reading servers of tests/io (the files they serve, nginx, a faulty server)
 _io = importlib.util.spec_from_file_location("io_servers_conftest", TESTS / "io" / "conftest.py")
 _io_conftest = importlib.util.module_from_spec(_io)
 _io.loader.exec_module(_io_conftest)
-served, nginx, xrootd, rucio, faulty = (
-    _io_conftest.served,
-    _io_conftest.nginx,
-    _io_conftest.xrootd,
-    _io_conftest.rucio,
-    _io_conftest.faulty,
-)
+served, nginx, faulty = _io_conftest.served, _io_conftest.nginx, _io_conftest.faulty
 
 
 @pytest.fixture(scope="session")
@@ -54,23 +50,42 @@ def hub(tmp_path_factory, hub_tokens):
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def dask_scheduler(rucio):
-    """Workers in processes of their own; started after the rucio fixture set RUCIO_CONFIG, which they inherit
-    (they open files of DIDs through rucio)."""
+@contextlib.contextmanager
+def local_workers(n_workers: int = 2, **environment: str | None):
+    """A dask cluster of worker processes on loopback whose environment has `environment` (None: removed);
+    its scheduler's address."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:  # fmt: skip
-        yield cluster.scheduler_address
+    saved = dict(os.environ)
+    for name, value in environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    try:
+        with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None) as cluster:  # fmt: skip
+            os.environ.clear()
+            os.environ.update(saved)
+            yield cluster.scheduler_address
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
-def servicex_service(tmp_path_factory, hub, seaweedfs, dask_scheduler, rucio):
+def dask_scheduler():
+    """Workers in processes of their own, with no rucio configuration (DIDs come with their replicas)."""
+    with local_workers(RUCIO_CONFIG=None) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+def servicex_service(tmp_path_factory, hub, seaweedfs, dask_scheduler):
     run = tmp_path_factory.mktemp("servicex")
     service = start_service(
         run, hub, seaweedfs, dask_scheduler, "--retries", "2", "--retry-delay", str(RETRY_DELAY),
-        environment={"RUCIO_CONFIG": str(rucio.client_config)},
+        environment={"RUCIO_CONFIG": None},
     )  # fmt: skip
     yield service
     service.stop()

@@ -38,18 +38,30 @@ class HubTokens:
 
 
 def hub_extra_config(tokens: HubTokens, service: str) -> str:
-    """Hub configuration registering the gateway and giving the ServiceX service its token and role."""
+    """Hub configuration registering the gateway and giving the ServiceX service its token and role; auth_state
+    is kept (encrypted), users' tokens may read their own (as the facility's server role may), and the test
+    admin may set it (the IAM token a login would have stored)."""
     return f"""
+import os
 from hub_config.servicex import servicex_role
+os.environ["JUPYTERHUB_CRYPT_KEY"] = "{secrets.token_hex(32)}"
+c.Authenticator.enable_auth_state = True
 c.JupyterHub.services.append({{"name": "dask-gateway", "api_token": "{tokens.gateway}"}})
 for _service in c.JupyterHub.services:
     if _service["name"] == "{service}":
         _service["api_token"] = "{tokens.servicex}"
 c.JupyterHub.load_roles.append(servicex_role())
-for _role in c.JupyterHub.load_roles:  # users may use the gateway, as on the facility
+for _role in c.JupyterHub.load_roles:  # users may use the gateway and read their auth_state, as on the facility
     if _role["name"] == "user":
-        _role["scopes"].append("access:services!service=dask-gateway")
+        _role["scopes"] += ["access:services!service=dask-gateway", "admin:auth_state!user"]
+    if _role["name"] == "test-admin":
+        _role["scopes"].append("admin:auth_state")
 """
+
+
+def set_auth_state(hub, user: str, state: dict) -> None:
+    """Store `state` as `user`'s auth_state in the hub (as the authenticator does at login)."""
+    hub._call("PATCH", f"/users/{user}", {"auth_state": state})
 
 
 @dataclass

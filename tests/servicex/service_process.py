@@ -63,7 +63,8 @@ def start_service(
     run: Path, hub, seaweedfs, scheduler: str | None, *options: str, environment: dict[str, str] | None = None
 ) -> ServiceProcess:
     """The service on a free loopback port, with its state in `run`; `options` are extra command-line
-    options (e.g. ``--retries 3``; without a `scheduler`, ``--gateway ...``)."""
+    options (e.g. ``--retries 3``; without a `scheduler`, ``--gateway ...``); a None in `environment` removes
+    that variable."""
     run.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
@@ -74,6 +75,7 @@ def start_service(
         "AF_SERVICEX_S3_SECRET_KEY": seaweedfs.secret_key,
         **(environment or {}),
     }
+    env = {name: value for name, value in env.items() if value is not None}
     command = [
         sys.executable, "-m", "af.servicex", "--listen", f"127.0.0.1:{port}", "--state", str(run / "state"),
         *(["--scheduler", scheduler] if scheduler else []), "--s3-endpoint", seaweedfs.endpoint,

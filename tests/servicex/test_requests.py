@@ -1,5 +1,5 @@
 """Requests through the client's own adapter: isolation between users, cancel, a restart mid-transform, the
-cache, datasets from rucio DIDs."""
+cache (datasets from rucio DIDs: test_rucio_tokens.py)."""
 
 from __future__ import annotations
 
@@ -93,34 +93,3 @@ def test_restart_mid_transform_ends_complete(alice, r22_path, servicex_service):
     status = wait_for(alice, request_id, finished)
     print(f"after a restart: {status.status.value}, {status.files_completed}/{status.files} files")
     assert (status.status.value, status.files_completed, status.files_failed) == ("Complete", 30, 0)
-
-
-def test_rucio_dataset(alice, rucio, r21_path, r22_path):
-    from rucio.client import Client
-
-    client = Client()
-    client.add_dataset("test", "physlite.servicex")
-    client.attach_dids("test", "physlite.servicex", [{"scope": "test", "name": p.name} for p in (r22_path,)])
-    from servicex import ProgressBarFormat, dataset, deliver, query
-
-    spec = {
-        "General": {"OutputFormat": "parquet", "Delivery": "LocalCache"},
-        "Sample": [{"Name": "from-rucio", "Dataset": dataset.Rucio("test:physlite.servicex"),
-                    "Query": query.UprootRaw([{"treename": "CollectionTree",
-                                               "filter_name": ["AnalysisElectronsAuxDyn.pt"]}])}],
-    }  # fmt: skip
-    delivered = deliver(
-        spec, config_path=str(alice.config), progress_bar=ProgressBarFormat.none, fail_if_incomplete=False
-    )
-    print("client delivered from rucio:", delivered["from-rucio"])
-    [status] = [s for s in asyncio.run(alice.adapter().get_transforms()) if s.title == "from-rucio"]
-    assert status.files_failed == 0, alice.failures(status.request_id)
-    import awkward as ak
-    import uproot
-
-    [path] = delivered["from-rucio"]
-    with uproot.open(r22_path) as f:
-        expected = f["CollectionTree"]["AnalysisElectronsAuxDyn.pt"].array()
-    assert ak.to_list(ak.from_parquet(path)["AnalysisElectronsAuxDyn.pt"]) == ak.to_list(expected)
-    [dataset_row] = [d for d in asyncio.run(alice.adapter().get_datasets()) if d.name.startswith("rucio://")]
-    assert dataset_row.n_files == 1

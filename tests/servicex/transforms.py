@@ -13,9 +13,9 @@ RESULTS_SECONDS = 8.0  # how long the `expiring_service` keeps results
 QUERY = '[{"treename": "CollectionTree", "filter_name": ["AnalysisElectronsAuxDyn.pt"]}]'
 
 
-def submit(user, files: list[str] | None = None, did: str | None = None, title: str = "t") -> str:
-    """Submit one UprootRaw query (QUERY, Parquet) over `files` or a rucio `did`; the request id."""
-    request = TransformRequest(
+def transform_request(files: list[str] | None = None, did: str | None = None, title: str = "t"):
+    """One UprootRaw query (QUERY, Parquet) over `files` or a rucio `did`, as the client submits it."""
+    return TransformRequest(
         title=title,
         did=did,
         file_list=files,
@@ -24,7 +24,11 @@ def submit(user, files: list[str] | None = None, did: str | None = None, title: 
         result_destination=ResultDestination.object_store,
         result_format=ResultFormat.parquet,
     )
-    return asyncio.run(user.adapter().submit_transform(request))
+
+
+def submit(user, files: list[str] | None = None, did: str | None = None, title: str = "t") -> str:
+    """Submit `transform_request(files, did, title)` as `user`; the request id."""
+    return asyncio.run(user.adapter().submit_transform(transform_request(files, did, title)))
 
 
 def status_of(user, request_id: str):

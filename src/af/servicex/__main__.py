@@ -4,7 +4,8 @@ Secrets come from the environment, never from the command line: JUPYTERHUB_API_U
 AF_SERVICEX_SECRET (signs the access tokens; generated per start when unset, which logs every client out at a
 restart), JUPYTERHUB_API_TOKEN (the service's hub token; with --gateway it owns the service's dask-gateway
 cluster), AF_SERVICEX_S3_ACCESS_KEY / AF_SERVICEX_S3_SECRET_KEY (the S3 server's admin identity). rucio DIDs
-are looked up with the rucio configuration of the environment (RUCIO_CONFIG).
+are looked up at --rucio-host (default: RUCIO_CONFIG's [client] rucio_host; any credential there is ignored)
+with each requesting user's own IAM access token, never an account of the service's (`af.servicex.datasets`).
 
 With --settings FILE (the facility's settings.yaml; the chart's Deployment) the engine, prefix, S3 server, expiry
 and retries come from the file's ``servicex`` and ``gateway`` sections (`af.servicex.facility_settings`);
@@ -31,12 +32,14 @@ from pathlib import Path
 
 from af.servicex.app import make_app
 from af.servicex.auth import AccessTokens, HubTokens
+from af.servicex.datasets import RucioAccess
 from af.servicex.execution import DaskEngine
 from af.servicex.facility_settings import options_from_settings
 from af.servicex.gateway_cluster import ServiceCluster
 from af.servicex.objectstore import ObjectStore
 from af.servicex.service import ServiceX
 from af.servicex.store import Store
+from af.servicex.user_tokens import UserTokens
 from hub_config.settings import SettingsError
 
 log = logging.getLogger("af.servicex")
@@ -109,6 +112,19 @@ def parse_args(argv: list[str] | None = None, environ: Mapping[str, str] = os.en
         help="the S3 server as the workers reach it, for their upload URLs (default: with --gateway, whose "
         "workers run where users' code runs, --s3-public-endpoint; else --s3-endpoint)",
     )
+    parser.add_argument(
+        "--rucio-host", default=None, help="the rucio server for DIDs (default: RUCIO_CONFIG's rucio_host)"
+    )
+    parser.add_argument("--rucio-auth-host", default=None, help="rucio's auth server (default: --rucio-host)")
+    parser.add_argument(
+        "--rucio-ca-cert", default=None, help="CA bundle trusted for rucio (default: RUCIO_CONFIG's ca_cert)"
+    )
+    parser.add_argument(
+        "--token-wait",
+        type=float,
+        default=300.0,
+        help="seconds a DID request resumed after a restart waits for its owner's IAM token",
+    )
     parser.add_argument("--results-days", type=float, default=7.0, help="days a request's results are kept")
     parser.add_argument(
         "--expire-every", type=float, default=60.0, help="seconds between two removals of expired results"
@@ -149,7 +165,12 @@ async def serve(args: argparse.Namespace) -> None:
         engine = await DaskEngine.gateway_cluster(cluster, args.retries)
     else:
         engine = await DaskEngine.connect(args.scheduler, args.retries)
-    service = ServiceX(store, objects, engine, timedelta(days=args.results_days), args.retry_delay)
+    service = ServiceX(
+        store, objects, engine, timedelta(days=args.results_days), args.retry_delay,
+        user_tokens=UserTokens(args.hub_api),
+        rucio=RucioAccess(args.rucio_host, args.rucio_auth_host or args.rucio_host, args.rucio_ca_cert),
+        token_wait=args.token_wait,
+    )  # fmt: skip
     secret = os.environ.get("AF_SERVICEX_SECRET", "").encode() or secrets.token_bytes(32)
     app = make_app(service, AccessTokens(secret), HubTokens(args.hub_api, args.service_name), args.prefix)
     host, _, port = args.listen.rpartition(":")

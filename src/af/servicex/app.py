@@ -2,7 +2,7 @@
 
 | method, path | answer |
 |---|---|
-| POST /token/refresh | ``{"access_token"}`` for the hub token in ``Authorization: Bearer`` |
+| POST /token/refresh | ``{"access_token"}`` for the hub token in ``Authorization: Bearer`` (`user_tokens`) |
 | GET /servicex | app version, code generators, capabilities |
 | GET, POST /servicex/transformation | the caller's requests / submit (``{"request_id"}``; 400 with a message) |
 | GET, DELETE /servicex/transformation/<id> | status (the client's TransformStatus fields) / delete with results |
@@ -72,10 +72,12 @@ class Handler(web.RequestHandler):
 class TokenRefresh(Handler):
     async def post(self) -> None:
         try:
-            user = await self.hub.user(bearer(self.request.headers.get("Authorization")))
+            hub_token = bearer(self.request.headers.get("Authorization"))
+            user = await self.hub.user(hub_token)
         except NotAuthenticated as error:
             raise web.HTTPError(401, reason="Unauthorized", log_message=str(error)) from None
-        self.send({"access_token": self.tokens.issue(user)})
+        until = await self.service.user_tokens.refresh(user, hub_token)  # the user's IAM token, for DIDs
+        self.send({"access_token": self.tokens.issue(user, until=until)})
 
 
 class Info(Handler):
@@ -112,7 +114,14 @@ class Transformations(Handler):
 class Transformation(Handler):
     @web.authenticated
     def get(self, request_id: str) -> None:
-        self.send(self.service.status(self.own_request(request_id), self.current_user))
+        request = self.own_request(request_id)
+        if self.service.awaits_token(request):
+            # the client answers a 401 here by getting a new access token, which brings the IAM token back
+            raise web.HTTPError(
+                401, reason="Unauthorized",
+                log_message="the service restarted and needs your IAM access token again: refresh the token",
+            )  # fmt: skip
+        self.send(self.service.status(request, self.current_user))
 
     @web.authenticated
     async def delete(self, request_id: str) -> None:

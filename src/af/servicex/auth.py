@@ -1,7 +1,8 @@
 """Who is asking: the hub's tokens are exchanged for short-lived access tokens of this service.
 
 The `servicex` client sends the token of its ``servicex.yaml`` to ``/token/refresh`` and uses the access token it
-gets back (a JWT: the client reads its ``exp`` to renew it) on every other call. The refresh token is a JupyterHub
+gets back (a JWT: the client reads its ``exp`` to renew it) on every other call. The access token ends before the
+user's IAM token that the service read with it (`af.servicex.user_tokens`), so that the client renews both. The refresh token is a JupyterHub
 token: the hub's API says whose it is and whether it may use this service (scope
 ``access:services!service=<name>``), as dask-gateway's JupyterHubAuthenticator checks it. Tokens never appear in a
 URL or a log line.
@@ -43,10 +44,13 @@ class AccessTokens:
     secret: bytes
     lifetime: float = 3600.0
 
-    def issue(self, user: str, now: float | None = None) -> str:
+    def issue(self, user: str, now: float | None = None, until: float | None = None) -> str:
+        """A token of `user` valid `lifetime` seconds, or until `until` (epoch seconds) when that is sooner
+        (the user's IAM token held by the service ends then, see `af.servicex.user_tokens`)."""
         now = time.time() if now is None else now
+        expiry = now + self.lifetime if until is None else min(now + self.lifetime, until)
         header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-        claims = _b64(json.dumps({"sub": user, "iat": int(now), "exp": int(now + self.lifetime)}).encode())
+        claims = _b64(json.dumps({"sub": user, "iat": int(now), "exp": int(expiry)}).encode())
         signature = hmac.new(self.secret, f"{header}.{claims}".encode(), hashlib.sha256).digest()
         return f"{header}.{claims}.{_b64(signature)}"
 

@@ -24,7 +24,7 @@ from distributed import Client, Event, Future, WorkerPlugin
 from distributed.client import FutureCancelledError
 from distributed.comm import CommClosedError
 
-from af.servicex.transform import transform_file
+from af.servicex.transform import BearerToken, transform_file
 
 if TYPE_CHECKING:  # workers unpickle WarmTransform from this module: it imports nothing they do not need
     from af.servicex.gateway_cluster import ServiceCluster
@@ -107,8 +107,10 @@ class DaskEngine:
 
     def submit(
         self, request_id: str, idx: int, attempt: int, location: str, selection: str, fmt: str, url: str,
-        lost: int = 0,
+        lost: int = 0, replicas: list[str] | None = None, token: BearerToken | None = None,
     ) -> Future:  # fmt: skip
+        """The file's task; a file DID's `replicas` (URLs, best first) are read with the user's `token`. The key
+        names request, file and attempt only (never an argument: no token in a key)."""
         future = self.client.submit(
             transform_file,
             location,
@@ -116,6 +118,8 @@ class DaskEngine:
             fmt,
             url,
             cancel_flag(request_id),
+            replicas,
+            token,
             key=f"servicex-{request_id}-{idx}-{attempt}-{lost}",
             pure=False,
         )

@@ -7,6 +7,12 @@ task raised `TransientError` (storage or network down) is tried again up to `eng
 `retry_delay` seconds, doubled each time (a storage server restarting needs longer than an immediate retry);
 then, or on any other error, it is recorded as failed (`files-failed`) and the others go on.
 
+A rucio DID is looked up, and each of its files' replicas resolved, with the requesting user's IAM access token
+(`af.servicex.user_tokens`, `af.servicex.datasets`); the token goes to the file's task as an argument, the
+freshest one held for each attempt. A refusal ends the lookup 'Bad Dataset' or fails the file, naming the DID and
+the rucio server. A DID request resumed after a restart waits up to `token_wait` seconds for its owner's token
+(the owner's status calls answer 401 meanwhile, on which the client renews its token), then ends Fatal.
+
 Example:
     >>> service = ServiceX(store, objects, engine)  # doctest: +SKIP
     >>> request_id = await service.submit("alice", {"file-list": [...], "selection": "...", ...})  # doctest: +SKIP
@@ -26,12 +32,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from af.servicex import store as st
-from af.servicex.datasets import DatasetError, listed_files, rucio_files
+from af.servicex.datasets import DatasetError, RucioAccess, listed_files, replicas, rucio_files
 from af.servicex.execution import DaskEngine
 from af.servicex.objectstore import ObjectStore, user_key
 from af.servicex.query import CODEGEN, QueryError, parse_selection
 from af.servicex.store import Request, Store
-from af.servicex.transform import TransientError
+from af.servicex.transform import BearerToken, TransientError
+from af.servicex.user_tokens import NoUserToken, UserTokens
+from physlite.io.errors import SourceError
 
 log = logging.getLogger("af.servicex")
 APP_VERSION = "physlite-servicex 0.1"
@@ -89,7 +97,11 @@ class ServiceX:
     engine: DaskEngine
     ttl: timedelta = timedelta(days=7)
     retry_delay: float = 30.0  # seconds before the first retry of a file after a transient error
+    user_tokens: UserTokens = field(default_factory=lambda: UserTokens(""))
+    rucio: RucioAccess = field(default_factory=RucioAccess)
+    token_wait: float = 300.0  # seconds a resumed DID request waits for its owner's IAM token
     running: dict[str, asyncio.Task] = field(default_factory=dict)
+    waiting: set[str] = field(default_factory=set)  # requests resumed without their owner's IAM token
 
     async def submit(self, user: str, body: dict[str, Any]) -> str:
         check_submission(body)
@@ -112,7 +124,15 @@ class ServiceX:
             result_format=body["result-format"],
             tree_name=queries[0].treename,
         )
+        found = None
+        if request.did:  # looked up now, with the user's token: a refusal is the submission's error text
+            try:
+                found = await self._find_files(request)
+            except DatasetError as error:
+                raise BadRequest(str(error)) from None
         self.store.add_request(request, [])
+        if found is not None:
+            self._record_files(request, *found)
         log.info("request %s of %s submitted", request_id, user)
         self.start(request_id)
         return request_id
@@ -120,28 +140,68 @@ class ServiceX:
     def start(self, request_id: str) -> None:
         self.running[request_id] = asyncio.get_running_loop().create_task(self._run(request_id))
 
+    async def _find_files(self, request: Request) -> tuple[list[dict], str, str]:
+        """(files, DID finder, dataset name) of the request; DatasetError saying why not."""
+        if request.did:
+            files = await asyncio.to_thread(rucio_files, request.did, self._rucio_client(request))
+            return files, "rucio", request.did
+        files = listed_files(json.loads(request.file_list or "[]"))
+        return files, "user", f"file list of {len(files)}"
+
     async def _lookup(self, request: Request) -> None:
         self.store.set_status(request.request_id, st.LOOKUP)
         try:
-            if request.did:
-                files = await asyncio.to_thread(rucio_files, request.did)
-                finder, name = "rucio", request.did
-            else:
-                files = listed_files(json.loads(request.file_list or "[]"))
-                finder, name = "user", f"file list of {len(files)}"
+            found = await self._find_files(request)
         except DatasetError as error:
             self.store.set_status(request.request_id, st.BAD_DATASET, str(error))
             raise
+        self._record_files(request, *found)
+
+    def _record_files(self, request: Request, files: list[dict], finder: str, name: str) -> None:
         dataset_id = self.store.add_dataset(request.owner, name, finder, files)
         self.store.set_dataset(request.request_id, dataset_id)
         with self.store.db:
             self.store.set_files(request.request_id, [f["paths"] for f in files])
+
+    def _rucio_client(self, request: Request, did: str | None = None):
+        """A rucio client with the owner's IAM token (DatasetError naming the DID when none is held)."""
+        did = did or request.did
+        try:
+            token = self.user_tokens.token(request.owner)
+        except NoUserToken as error:
+            raise DatasetError(f"{did}: {error}") from None
+        return self.rucio.client(token, did)
+
+    def awaits_token(self, request: Request) -> bool:
+        """Whether `request` (resumed after a restart) waits for its owner's IAM token."""
+        return request.request_id in self.waiting and not self.user_tokens.has(request.owner)
+
+    async def _wait_for_token(self, request: Request) -> None:
+        if not request.did or self.user_tokens.has(request.owner):
+            return
+        log.info("request %s: waiting for the IAM token of %s (up to %.0f s)", request.request_id,
+                 request.owner, self.token_wait)  # fmt: skip
+        self.waiting.add(request.request_id)
+        deadline = asyncio.get_running_loop().time() + self.token_wait
+        try:
+            while not self.user_tokens.has(request.owner):
+                if self.user_tokens.why_not(request.owner):  # the owner refreshed: the hub has no token
+                    raise NoUserToken(f"{request.did}: {self.user_tokens.why_not(request.owner)}")
+                if asyncio.get_running_loop().time() > deadline:
+                    raise NoUserToken(
+                        f"{request.did}: the service restarted and got no IAM access token of {request.owner!r} "
+                        f"within {self.token_wait:.0f} s (tokens are kept in memory only): submit the request again"
+                    )
+                await asyncio.sleep(0.5)
+        finally:
+            self.waiting.discard(request.request_id)
 
     async def _run(self, request_id: str) -> None:
         try:
             request = self.store.request(request_id)
             if request is None:
                 return
+            await self._wait_for_token(request)
             if request.files == 0:
                 await self._lookup(request)
             await asyncio.to_thread(self.objects.create_bucket, request_id)
@@ -154,6 +214,9 @@ class ServiceX:
                 log.info("request %s complete", request_id)
         except DatasetError as error:
             log.warning("request %s: bad dataset: %s", request_id, error)
+        except NoUserToken as error:
+            log.warning("request %s: %s", request_id, error)
+            self.store.set_status(request_id, st.FATAL, str(error))
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the request must end, whatever failed
@@ -180,9 +243,13 @@ class ServiceX:
         attempts = self.engine.retries + 1
         attempt = lost = 0
         while attempt < attempts:
+            try:
+                urls, token = await self._replicas(request, task)
+            except (DatasetError, SourceError) as error:
+                return {"error": str(error)}
             future = self.engine.submit(
                 request.request_id, task.idx, attempt, task.location, request.selection,
-                request.result_format, url, lost,
+                request.result_format, url, lost, urls, token,
             )  # fmt: skip
             try:
                 return await future
@@ -209,6 +276,16 @@ class ServiceX:
                     continue
                 return {"error": f"{task.location}: {type(error).__name__}: {error}"}
         raise AssertionError("unreachable")
+
+    async def _replicas(
+        self, request: Request, task: st.FileTask
+    ) -> tuple[list[str] | None, BearerToken | None]:
+        """A DID's file: its replicas' URLs, listed with the owner's current IAM token, and that token."""
+        if not request.did:
+            return None, None
+        client = self._rucio_client(request, task.location)
+        urls = await asyncio.to_thread(replicas, task.location, client)
+        return urls, BearerToken(self.user_tokens.token(request.owner))
 
     def _canceled(self, request: Request) -> bool:
         current = self.store.request(request.request_id)

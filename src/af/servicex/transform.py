@@ -1,6 +1,11 @@
 """One file of a request, run on a dask worker: read it with physlite, evaluate the UprootRaw queries, write ROOT
 (uproot) or Parquet, and upload the output with a presigned PUT URL (workers hold no S3 credentials).
 
+A file of a rucio DID comes with its replicas' URLs (resolved by the service with the requesting user's rucio
+client, best first) and that user's IAM access token, which the https source presents to the storage: workers
+need no rucio configuration and no credential of their own. The token travels as a `BearerToken`, whose repr
+is redacted (dask logs a failed task's arguments); it is never written anywhere.
+
 Errors that another attempt may cure (the storage or the network) raise `TransientError` (the service tries the
 file again later); everything else is returned as the file's failure text, so that one bad file never fails the
 others. A task whose request was canceled meanwhile (its dask Event is set) uploads nothing.
@@ -28,6 +33,29 @@ class TransientError(Exception):
     """A failure another attempt may not see (network, storage); dask retries the task."""
 
 
+class BearerToken:
+    """A user's access token as a task argument: its repr and str never show it (dask logs the arguments of
+    a failed task).
+
+    Example:
+        >>> BearerToken("eyJ...")
+        BearerToken(<redacted>)
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "BearerToken(<redacted>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        return BearerToken, (self.value,)
+
+
 class _Branches:
     """``AnalysisElectronsAuxDyn.pt`` in an expression: attribute access reads that raw branch."""
 
@@ -41,15 +69,15 @@ class _Branches:
 class _Names(dict):
     """The names an expression sees: aliases, ak/np, the event model's collections, raw branches."""
 
-    def __init__(self, location: str, query: TreeQuery):
+    def __init__(self, location: str, query: TreeQuery, options: dict[str, Any]):
         import awkward as ak
         import numpy as np
 
         import physlite
 
         super().__init__(ak=ak, np=np)
-        self.location, self.query = location, query
-        self.file = physlite.open(location, tree=query.treename)
+        self.location, self.query, self.options = location, query, options
+        self.file = physlite.open(location, tree=query.treename, **options)
         self.keys_ = set(self.file.keys())
         self.prefixes = {key.split(".", 1)[0] for key in self.keys_ if "." in key}
         self._events = None
@@ -59,7 +87,7 @@ class _Names(dict):
         if self._events is None:
             import physlite
 
-            self._events = physlite.events(self.location)
+            self._events = physlite.events(self.location, **self.options)
         return self._events
 
     def branch(self, name: str):
@@ -106,14 +134,15 @@ def _selected_branches(names: _Names, patterns: list[str]) -> list[str]:
     return chosen
 
 
-def run_query(location: str, query: TreeQuery) -> dict[str, Any]:
-    """The output columns of one tree query on one file (the cut applied), by column name."""
+def run_query(location: str, query: TreeQuery, **options: Any) -> dict[str, Any]:
+    """The output columns of one tree query on one file (the cut applied), by column name; `options` go to
+    the file's source (e.g. ``token``)."""
     import awkward as ak
     import numpy as np
 
     if query.treename != PHYSLITE_TREE:
         raise QueryError(f"treename {query.treename!r}: physlite reads PHYSLITE's {PHYSLITE_TREE}")
-    names = _Names(location, query)
+    names = _Names(location, query, options)
     columns: dict[str, Any] = {}
     if query.filter_name and not query.expressions:
         selected = _selected_branches(names, query.filter_name)
@@ -186,11 +215,41 @@ def canceled(flag: str | None) -> bool:
     return Event(flag).is_set()
 
 
+def read_replicas(
+    location: str, queries: list[TreeQuery], replicas: list[str], token: BearerToken | None
+) -> list[dict[str, Any]]:
+    """The queries' columns from the first replica that can be read (the file DID `location`'s replicas, best
+    first), presenting `token`; the last replica's error (naming the DID and every replica's reason) when none
+    can."""
+    from physlite.io.errors import AccessDenied, RemoteError, SourceError
+
+    options = {"token": token.value} if token is not None else {}
+    failures: list[SourceError] = []
+    for url in replicas:
+        try:
+            return [run_query(url, query, **options) for query in queries]
+        except SourceError as error:
+            failures.append(error)
+    reasons = "; ".join(str(error) for error in failures) or "rucio listed no replica"
+    if failures and all(isinstance(error, AccessDenied) for error in failures):
+        raise AccessDenied(location, f"every replica refused the user's token: {reasons}")
+    if any(isinstance(error, RemoteError) for error in failures):
+        raise RemoteError(location, f"no replica could be read: {reasons}")
+    raise SourceError(location, f"no replica could be read: {reasons}")
+
+
 def transform_file(
-    location: str, selection: str, result_format: str, put_url: str, cancel_flag: str | None = None
+    location: str,
+    selection: str,
+    result_format: str,
+    put_url: str,
+    cancel_flag: str | None = None,
+    replicas: list[str] | None = None,
+    token: BearerToken | None = None,
 ) -> dict[str, Any]:
-    """Transform one file and upload the output; ``{"size", "events"}``, ``{"error": text}`` or, when the
-    request was canceled meanwhile, ``{"canceled": True}`` (nothing uploaded)."""
+    """Transform one file (a path, a URL, or a file DID read from its `replicas` with `token`) and upload the
+    output; ``{"size", "events"}``, ``{"error": text}`` or, when the request was canceled meanwhile,
+    ``{"canceled": True}`` (nothing uploaded)."""
     from physlite.errors import PhysliteError
     from physlite.io.errors import RemoteError
 
@@ -198,7 +257,10 @@ def transform_file(
         return {"canceled": True}
     queries = parse_selection(selection)
     try:
-        outputs = [run_query(location, query) for query in queries]
+        if replicas is not None:
+            outputs = read_replicas(location, queries, replicas, token)
+        else:
+            outputs = [run_query(location, query) for query in queries]
         with tempfile.TemporaryDirectory(prefix="servicex-") as folder:
             path = os.path.join(folder, "output")
             write_output(queries, outputs, result_format, path)

@@ -43,9 +43,13 @@ def events(
     entry_start: int | None = None,
     entry_stop: int | None = None,
     chunk_size: int = 100_000,
+    **options: Any,
 ) -> Any:
     """The events of ``source`` (one path/URL or several) as an awkward array (``lazy``/``eager``) or a
     dask-awkward array (``dask``, one partition per ``chunk_size`` entries of each file).
+
+    Other ``options`` go to the files' sources in ``lazy``/``eager`` mode (e.g. ``token``, a bearer token for
+    https/root:// storage, see :func:`physlite.io.open_source`).
 
     ``collections`` restricts the model to some collections (physics names, e.g. ``["Electrons", "Jets"]``);
     links to collections left out give None.
@@ -61,8 +65,12 @@ def events(
 
         if entry_start is not None or entry_stop is not None:
             raise PhysliteError("physlite.events: entry_start/entry_stop are not supported in dask mode")
+        if options:
+            raise PhysliteError(
+                f"physlite.events: source options ({', '.join(options)}) need lazy or eager mode"
+            )
         return dask_events(source, chunk_size=chunk_size, collections=collections)
-    model = open_model(source, collections=collections)
+    model = open_model(source, collections=collections, **options)
     start = 0 if entry_start is None else entry_start
     stop = model.num_entries if entry_stop is None else min(entry_stop, model.num_entries)
     if not 0 <= start <= stop:

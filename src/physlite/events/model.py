@@ -98,10 +98,11 @@ def _key_map(reader: Any, schema: Schema) -> tuple[dict[int, str], str]:
     return merged, "EventFormat" if complete else "EventFormat+computed"
 
 
-def open_model(source: Any, collections: Iterable[str] | None = None) -> EventModel:
-    """Open one source or several (chained) and prepare their schema and key map."""
+def open_model(source: Any, collections: Iterable[str] | None = None, **options: Any) -> EventModel:
+    """Open one source or several (chained) and prepare their schema and key map; `options` go to each file's
+    source (e.g. ``token``)."""
     sources = source_list(source)
-    readers = [open_reader(s) for s in sources]
+    readers = [open_reader(s, **options) for s in sources]
     reader = readers[0] if len(readers) == 1 else ChainReader(readers, sources)
     where = (
         os.fspath(sources[0]) if len(sources) == 1 else f"{len(sources)} files ({os.fspath(sources[0])}, ...)"

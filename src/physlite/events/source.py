@@ -36,14 +36,15 @@ class Reader(Protocol):
     ) -> dict[str, ak.Array]: ...
 
 
-def open_reader(source: Source) -> Any:
-    """Open one file with the physlite reader."""
+def open_reader(source: Source, **options: Any) -> Any:
+    """Open one file with the physlite reader; `options` go to its source (e.g. ``token``, see
+    :func:`physlite.io.open_source`)."""
     import physlite
 
     opener = getattr(physlite, "open", None)
     if opener is None:
         raise PhysliteError("physlite.open is not available: the reader (physlite.reader) is not installed")
-    return opener(os.fspath(source) if isinstance(source, os.PathLike) else source)
+    return opener(os.fspath(source) if isinstance(source, os.PathLike) else source, **options)
 
 
 def source_list(source: Source | Iterable[Source]) -> list[Source]:

@@ -153,14 +153,110 @@ def _refusal(host: str | None, auth_type: str | None, error: Exception) -> str:
 def _non_interactive_replica_client() -> type:
     """rucio's ReplicaClient whose OIDC login cannot start: rucio falls back to a browser flow that waits on
     input() when the server refuses a token, which hangs a notebook kernel or a dask worker."""
-    from rucio.client.replicaclient import ReplicaClient as Base
+    from rucio.client.replicaclient import ReplicaClient
+
+    return _non_interactive(ReplicaClient)
+
+
+@functools.cache
+def _non_interactive(base: type) -> type:
     from rucio.common.exception import CannotAuthenticate
 
-    class NonInteractiveReplicaClient(Base):
+    class NonInteractive(base):
         def _BaseClient__get_token_oidc(self) -> bool:  # replaces BaseClient.__get_token_oidc
             raise CannotAuthenticate(f"the rucio server {self.auth_host} refused the bearer token")
 
-    return NonInteractiveReplicaClient
+    return NonInteractive
+
+
+@functools.cache
+def _bearer_client() -> type:
+    """rucio's full Client presenting one given bearer token, never one found in the environment or a token
+    file (a process serving several users must not mix their tokens), and never prompting."""
+    from rucio.client import Client
+
+    class BearerClient(_non_interactive(Client)):
+        def __init__(self, token: str, **options) -> None:
+            self._bearer = token
+            # an account given keeps rucio from reading one from the configuration (which may not exist);
+            # none is sent: rucio takes the account from the token's identity
+            super().__init__(auth_type="oidc", account="(from the token)", **options)
+            self.account = None
+
+        def _BaseClient__read_token(self) -> bool:  # replaces the WLCG discovery and the token file
+            self.auth_token = self._bearer
+            self.headers["X-Rucio-Auth-Token"] = self._bearer
+            return True
+
+        def __repr__(self) -> str:  # never the token
+            return f"<rucio client of {self.host} with a bearer token>"
+
+    return BearerClient
+
+
+def token_client(
+    token: str,
+    did: str = "rucio",
+    *,
+    rucio_host: str | None = None,
+    auth_host: str | None = None,
+    ca_cert: str | None = None,
+):
+    """A rucio Client that presents `token` (a user's IAM access token) and nothing else: for a process acting
+    for several users, e.g. a service holding each user's token. Hosts and CA default to the rucio
+    configuration ($RUCIO_CONFIG's [client]); its credentials and auth type are ignored. A refusal is raised by
+    the calls (:func:`list_files`, :func:`list_pfns` make it an AccessDenied naming the server).
+
+    Example:
+        >>> client = token_client(user_token, rucio_host="https://rucio.example.org")  # doctest: +SKIP
+        >>> list_pfns("user.jdoe:file.root", client)  # doctest: +SKIP
+        [('https://storage.example.org/token/user.jdoe/file.root', 'SITE_DISK')]
+    """
+    from rucio.common.exception import MissingClientParameter, RucioException
+
+    auth_host = auth_host or rucio_host
+    try:
+        return _bearer_client()(token, rucio_host=rucio_host, auth_host=auth_host, ca_cert=ca_cert)
+    except MissingClientParameter as error:
+        raise RucioError(
+            did, f"no rucio server configured (give its address, or set RUCIO_CONFIG): {_message(error)}"
+        ) from None
+    except RucioException as error:
+        raise RucioError(did, f"cannot make a rucio client: {_message(error)}") from None
+
+
+def _client_refusal(client, error: Exception) -> str:
+    return _refusal(
+        getattr(client, "auth_host", None), getattr(client, "auth_type", None) or _auth_type(), error
+    )
+
+
+def list_files(did: str, client) -> list[dict]:
+    """The files of `did` (a file, dataset or container) as `client` (a rucio Client, e.g. :func:`token_client`)
+    lists them (``scope``, ``name``, ``bytes``, ``adler32``...), sorted by name; errors as for
+    :func:`list_pfns` (NotFound, AccessDenied naming the rucio server, RucioError).
+
+    Example:
+        >>> [f["name"] for f in list_files("user.jdoe:my.dataset", client)]  # doctest: +SKIP
+        ['file1.root', 'file2.root']
+    """
+    from rucio.common.exception import (
+        CannotAuthenticate,
+        DataIdentifierNotFound,
+        RucioException,
+        ScopeNotFound,
+    )
+
+    scope, name = parse_did(did)
+    try:
+        files = list(client.list_files(scope, name))
+    except (DataIdentifierNotFound, ScopeNotFound):
+        raise NotFound(did, "rucio knows no such DID") from None
+    except CannotAuthenticate as error:
+        raise AccessDenied(did, _client_refusal(client, error)) from None
+    except RucioException as error:
+        raise RucioError(did, f"rucio could not list the files: {_message(error)}") from None
+    return sorted(files, key=lambda f: f["name"])
 
 
 def _message(error: Exception) -> str:
@@ -201,7 +297,7 @@ def list_pfns(
     except (DataIdentifierNotFound, ScopeNotFound):
         raise NotFound(did, "rucio knows no such DID") from None
     except CannotAuthenticate as error:
-        raise AccessDenied(did, _refusal(getattr(client, "auth_host", None), _auth_type(), error)) from None
+        raise AccessDenied(did, _client_refusal(client, error)) from None
     except InvalidRSEExpression as error:
         raise RucioError(did, f"invalid RSE expression {rse_expression!r}: {_message(error)}") from None
     except RucioException as error:
