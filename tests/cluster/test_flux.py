@@ -36,12 +36,6 @@ from .flux import (
 )
 from .test_chart import hub_image
 
-# Not passing yet (issue 14 stays open): in its one full run the HelmRelease was not Ready within 15 minutes and the
-# cause is not found. Run it by hand: CLUSTER_REUSE=1 AF_FLUX_TEST=1 .venv/bin/pytest tests/cluster/test_flux.py
-pytestmark = pytest.mark.skipif(
-    os.environ.get("AF_FLUX_TEST") != "1",
-    reason="not passing yet: the HelmRelease was not Ready within 15 min in its one run (AF_FLUX_TEST=1 runs it)",
-)
 NAMESPACE = "af-flux-test"
 GIT_PORT = int(os.environ.get("CLUSTER_GIT_PORT", "18418"))
 RELEASE = "analysis-facility"
@@ -140,17 +134,31 @@ def test_sops_secrets_are_decrypted_with_the_clusters_age_key(staging: Staging):
 def test_a_values_commit_is_reconciled_as_an_upgrade(staging: Staging):
     commit = staging.repo.commit_values_change({"culling": {"server_idle_timeout": 3600}})
     request_reconcile(staging.cluster, "gitrepository", "analysis-facility")
+    # The new commit reaches the release by two paths that Flux reconciles separately: the chart rebuilt for the
+    # new revision (reconcileStrategy Revision) and the values ConfigMap (a new name: kustomize's content hash).
+    # Each may be its own upgrade, so the release ends at revision 2 or 3; wait for the one with both.
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and len(history_of(staging)) < 2:
+    while time.monotonic() < deadline and not _has_commit_and_values(staging, commit):
         time.sleep(3)
     release = wait_ready(staging.cluster, "helmrelease", RELEASE, NAMESPACE, 600)
     history = release["status"]["history"]
-    assert [entry["version"] for entry in history[:2]] == [2, 1], history
-    assert history[0]["status"] == "deployed"
-    # the chart built from the new commit (reconcileStrategy Revision: version 0.1.0+<commit>)
+    assert history[0]["status"] == "deployed", history[0]
     assert history[0]["chartVersion"].endswith(commit[:12]), history[0]
-    assert staging.release_secrets() == [f"sh.helm.release.v1.{RELEASE}.v{n}" for n in (1, 2)]
+    latest = history[0]["version"]
+    # upgrades of the one installed release (Helm's records v1..vN), never a reinstall
+    assert latest in (2, 3), history
+    assert staging.release_secrets() == [f"sh.helm.release.v1.{RELEASE}.v{n}" for n in range(1, latest + 1)]
     assert staging.settings()["culling"]["server_idle_timeout"] == 3600
+
+
+def _has_commit_and_values(staging: Staging, commit: str) -> bool:
+    history = history_of(staging)
+    return bool(
+        history
+        and history[0]["chartVersion"].endswith(commit[:12])
+        and history[0].get("status") == "deployed"
+        and staging.settings()["culling"]["server_idle_timeout"] == 3600
+    )
 
 
 def history_of(staging: Staging) -> list[dict]:
