@@ -252,6 +252,33 @@ class KubeGateway:
             "logs", "-n", self.namespace, f"deployment/{component}-{NAME}", "--tail=200", check=False
         )
 
+    def restart_api(self, seconds: float = 240) -> str:
+        """Kill the API server's pod (no grace period, as a crash) and wait until its Deployment's new pod
+        answers through traefik; the new pod's name."""
+        [old] = [
+            p["metadata"]["name"] for p in self.pods("api") if not p["metadata"].get("deletionTimestamp")
+        ]
+        self.cluster.kubectl(
+            "delete", "pod", "-n", self.namespace, old, "--grace-period=0", "--force", "--wait=true"
+        )
+        rolled = self.cluster.kubectl(
+            "rollout",
+            "status",
+            "-n",
+            self.namespace,
+            f"deployment/api-{NAME}",
+            f"--timeout={int(seconds)}s",
+            check=False,
+            timeout=seconds + 20,
+        )
+        assert "successfully rolled out" in rolled, f"api: {rolled}"
+        self.wait_api()
+        [new] = [
+            p["metadata"]["name"] for p in self.pods("api") if not p["metadata"].get("deletionTimestamp")
+        ]
+        assert new != old, f"the API server's pod {old} was not replaced"
+        return new
+
     @classmethod
     @contextlib.contextmanager
     def start(
@@ -499,7 +526,7 @@ class KubeGateway:
                 password,
                 yaml.safe_load(settings_yaml),
             )
-            gateway._wait_api()
+            gateway.wait_api()
             yield gateway
         finally:
             for process in forwards:
@@ -515,7 +542,7 @@ class KubeGateway:
                 )
             cluster.kubectl("delete", "pv", f"{namespace}-data", "--wait=false", check=False)
 
-    def _wait_api(self, seconds: float = 90) -> None:
+    def wait_api(self, seconds: float = 90) -> None:
         """Until traefik routes the API (it reads the IngressRoute after its throttle)."""
         deadline = time.monotonic() + seconds
         answer = None

@@ -8,8 +8,12 @@ made by `limit_per_user` adds totals per user, for the local backends and for Ku
 - every scheduler heartbeat carries the number of workers the cluster wants (after ``cluster.scale(n)`` or
   from adaptive scaling); the gateway grants at most what fits in the user's totals of workers, cores and
   memory, counting the user's other clusters (their schedulers, their running and pending workers, and the
-  workers already granted to them but not yet started). The cluster keeps asking at every heartbeat, so
-  it grows when the user's other clusters release workers (stopped or failed workers release their share);
+  workers already granted to them but not yet started). A trimmed cluster grows when the user's other
+  clusters release workers (they scale down or stop): on the database backends its scheduler asks again at
+  every heartbeat (stopped or failed workers release their share); on Kubernetes schedulers heartbeat only
+  when their own request changes (``--dg-heartbeat-period 0``), so the gateway remembers what each cluster
+  asked for (also in an annotation of its DaskCluster, for a restarted gateway) and, when another cluster of
+  the user shrinks or stops, patches the trimmed clusters' ``spec.replicas`` itself;
 - ``scale``/``adapt`` answers carry the same explanation to the client (a ``GatewayWarning``), and the gateway
   logs it once per change.
 
@@ -43,6 +47,8 @@ from hub_config.settings_schema import GatewayLimits, memory_bytes
 # Clusters whose scheduler may still hold resources (a stopping cluster holds them until it has stopped).
 HOLDING = [ClusterStatus.PENDING, ClusterStatus.RUNNING, ClusterStatus.STOPPING]
 ACTIVE = [ClusterStatus.PENDING, ClusterStatus.RUNNING]
+# on a DaskCluster: the workers its scheduler last asked for (KubeWorkerCount)
+REQUESTED_ANNOTATION = "af.gateway/requested-workers"
 _EPSILON = 1e-9
 
 
@@ -235,8 +241,9 @@ class PerUserLimits(LoggingConfigurable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # Grants decided by this gateway process and the last one logged, by cluster name.
+        # Grants decided by this gateway process, the workers asked for, and the last grant logged, by cluster.
         self.granted: dict[str, int] = {}
+        self.requested: dict[str, int] = {}
         self._explained: dict[str, tuple[int, int]] = {}
 
     @property
@@ -251,6 +258,36 @@ class PerUserLimits(LoggingConfigurable):
     def workers_held(self, cluster_name: str) -> int:
         """Workers the cluster holds: running, pending, and granted but not started yet."""
         raise NotImplementedError
+
+    def workers_requested(self, cluster_name: str) -> int | None:
+        """The workers the cluster last asked for (None: not known to this gateway)."""
+        return self.requested.get(cluster_name)
+
+    async def remember_request(self, cluster_name: str, requested: int, granted: int) -> None:
+        """Keep what a cluster asked for, so that it can be granted more when the user's others release."""
+        self.requested[cluster_name] = requested
+        self.granted[cluster_name] = granted
+
+    async def apply_grant(self, cluster: Any, workers: int) -> None:
+        """Give `cluster` `workers` workers outside its heartbeat (used by `regrow`)."""
+        raise NotImplementedError
+
+    async def regrow(self, username: str, exclude: str | None = None) -> None:
+        """Grant the user's trimmed clusters (but `exclude`) what now fits of what they asked for."""
+        for cluster in await self.list_clusters(username=username, statuses=ACTIVE):
+            requested = self.workers_requested(cluster.name)
+            held = self.workers_held(cluster.name)
+            if cluster.name == exclude or requested is None or requested <= held:
+                continue
+            grant = await self.grant(cluster, requested)
+            if grant.workers <= held:
+                continue
+            await self.remember_request(cluster.name, requested, grant.workers)
+            self._explained[cluster.name] = (requested, grant.workers)
+            self.log.info(
+                "Per-user limit: released workers regrant %s", grant.explain(cluster.username, cluster.name)
+            )
+            await self.apply_grant(cluster, grant.workers)
 
     async def holdings(self, username: str, exclude: str | None = None) -> list[Holding]:
         """What the user's clusters (but `exclude`) hold now."""
@@ -284,22 +321,31 @@ class PerUserLimits(LoggingConfigurable):
             raise PublicException(problem)
         return await super().start_cluster(user, cluster_options)
 
-    async def stop_cluster(self, cluster_name: str, failed: bool = False) -> None:
+    def forget(self, cluster_name: str) -> None:
+        """Drop what this gateway remembers of a stopped cluster."""
         self.granted.pop(cluster_name, None)
+        self.requested.pop(cluster_name, None)
         self._explained.pop(cluster_name, None)
+
+    async def stop_cluster(self, cluster_name: str, failed: bool = False) -> None:
+        self.forget(cluster_name)
         await super().stop_cluster(cluster_name, failed=failed)
 
     async def on_cluster_heartbeat(self, cluster_name: str, msg: dict[str, Any]) -> None:
         cluster = await self.get_cluster(cluster_name)
+        released = False
         if cluster is not None and cluster.status <= ClusterStatus.RUNNING:
             requested = int(msg["count"])
             grant = await self.grant(cluster, requested)
-            self.granted[cluster_name] = grant.workers
+            released = grant.workers < self.workers_held(cluster_name)
+            await self.remember_request(cluster_name, requested, grant.workers)
             if grant.limit is not None and self._explained.get(cluster_name) != (requested, grant.workers):
                 self.log.warning("Per-user limit: %s", grant.explain(cluster.username, cluster_name))
             self._explained[cluster_name] = (requested, grant.workers)
             msg = {**msg, "count": grant.workers}
         await super().on_cluster_heartbeat(cluster_name, msg)
+        if released:
+            await self.regrow(cluster.username, exclude=cluster_name)
 
     async def setup(self, app: web.Application) -> None:
         app.middlewares.append(self._explain_scaling)
@@ -350,9 +396,17 @@ class DatabaseWorkerCount(PerUserLimits):
         granted = cluster.count if cluster.target == JobStatus.RUNNING else 0
         return max(alive, granted)
 
+    async def regrow(self, username: str, exclude: str | None = None) -> None:
+        """Nothing to do: these schedulers heartbeat every ``cluster_heartbeat_period`` and ask again."""
+
 
 class KubeWorkerCount(PerUserLimits):
-    """Workers held by a cluster of KubeBackend: its replicas (the controller keeps that many worker pods)."""
+    """Workers held by a cluster of KubeBackend: its replicas (the controller keeps that many worker pods).
+
+    The workers a cluster asked for are also kept in its DaskCluster's annotation `REQUESTED_ANNOTATION`: its
+    scheduler does not ask again (it heartbeats only when its own request changes), so a gateway restarted
+    while the cluster was trimmed reads it there.
+    """
 
     def workers_held(self, cluster_name: str) -> int:
         granted = self.granted.get(cluster_name)
@@ -360,6 +414,57 @@ class KubeWorkerCount(PerUserLimits):
             return granted  # this gateway patched the replicas; the informer may not have seen it yet
         obj = self.informer.get(cluster_name)
         return int(obj["spec"].get("replicas", 0)) if obj is not None else 0
+
+    def workers_requested(self, cluster_name: str) -> int | None:
+        requested = super().workers_requested(cluster_name)
+        if requested is not None:
+            return requested
+        obj = self.informer.get(cluster_name) or {}
+        annotation = (obj.get("metadata", {}).get("annotations") or {}).get(REQUESTED_ANNOTATION)
+        return int(annotation) if annotation and annotation.isdigit() else None
+
+    async def remember_request(self, cluster_name: str, requested: int, granted: int) -> None:
+        known = self.workers_requested(cluster_name)
+        await super().remember_request(cluster_name, requested, granted)
+        if known != requested:
+            await self._patch(
+                cluster_name, {"metadata": {"annotations": {REQUESTED_ANNOTATION: str(requested)}}}
+            )
+
+    async def apply_grant(self, cluster: Any, workers: int) -> None:
+        await self._patch(cluster.name, {"spec": {"replicas": workers}})
+
+    async def _patch(self, cluster_name: str, patch: dict[str, Any]) -> None:
+        """Merge `patch` into the cluster's DaskCluster object; a failure is logged (the next release or
+        request of the user's clusters grants again)."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        namespace, name = cluster_name.split(".", 1)
+        try:
+            await self.custom_client.patch_namespaced_custom_object(
+                "gateway.dask.org",
+                self.crd_version,
+                namespace,
+                "daskclusters",
+                name,
+                patch,
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as exc:
+            if exc.status != 404:  # a cluster deleted meanwhile needs nothing
+                self.log.warning("Per-user limit: could not patch DaskCluster %s: %s", cluster_name, exc)
+
+    async def sync_cluster(self, cluster_name: str) -> None:
+        """KubeBackend's cache update; a cluster that has now stopped releases its workers to the user's
+        trimmed clusters."""
+        before = self.clusters.get(cluster_name)
+        await super().sync_cluster(cluster_name)
+        after = self.clusters.get(cluster_name)
+        if before is None or before.status >= ClusterStatus.STOPPED:
+            return
+        if after is None or after.status >= ClusterStatus.STOPPED:
+            self.forget(cluster_name)
+            await self.regrow(before.username)
 
 
 def limit_per_user(backend_class: type) -> type:
