@@ -285,6 +285,45 @@ def test_the_users_cluster_survives_a_restart_of_the_gateway_api_server(kube_gat
         within(kube_gateway, 60, "the second handle closed", again.close, False)
 
 
+def test_a_trimmed_request_outlives_a_gateway_restart_and_a_stopped_cluster_releases_its_workers(
+    kube_gateway, first
+):
+    """The request of a trimmed cluster survives a restart of the API server (its scheduler never asks again on
+    Kubernetes): after the restart the first cluster shrinks and the second gets all it asked for; then the
+    first asks for more than is left (trimmed to 0) and gets it when the second cluster stops."""
+    dask_cluster, client = first
+
+    def workers(name: str) -> int:
+        return len(running_pods(kube_gateway, "dask-worker", name))
+
+    within(kube_gateway, 60, "scale(2) of the first cluster answered", dask_cluster.scale, 2)
+    client.wait_for_workers(2, timeout=WAIT)
+    with user_gateway(kube_gateway) as gateway:
+        second = within(kube_gateway, WAIT, "the second cluster started", gateway.new_cluster)
+        try:
+            with pytest.warns(GatewayWarning, match=r"1 of 3 requested workers"):
+                within(kube_gateway, 60, "scale(3) of the second cluster answered", second.scale, 3)
+            wait_until(lambda: workers(second.name) == 1, "the second cluster did not get its one worker")
+            kube_gateway.restart_api()
+            within(kube_gateway, 60, "scale(0) of the first cluster answered", dask_cluster.scale, 0)
+            wait_until(
+                lambda: workers(second.name) == 3,
+                "after the gateway's restart, the second cluster did not grow when the first shrank",
+                seconds=120,
+            )
+            with pytest.warns(GatewayWarning, match=r"0 of 1 requested workers"):
+                within(kube_gateway, 60, "scale(1) of the first cluster answered", dask_cluster.scale, 1)
+        finally:
+            within(kube_gateway, 120, "the second cluster shut down", second.shutdown)
+    wait_until(
+        lambda: workers(dask_cluster.name) == 1,
+        "the first cluster did not get its worker when the second stopped",
+        seconds=120,
+    )
+    client.wait_for_workers(1, timeout=WAIT)
+    assert client.submit(sum, [5, 6]).result(timeout=60) == 11
+
+
 def test_shutdown_removes_the_clusters_pods(kube_gateway, first):
     dask_cluster, client = first
     name = dask_cluster.name
