@@ -173,6 +173,22 @@ def test_a_user_without_an_iam_token_is_told_so(hub, token_service, tmp_path_fac
     )
 
 
+def test_storage_refusing_the_users_token_fails_the_file_naming_it(
+    hub, token_service, site, tmp_path_factory
+):
+    # rucio accepts this token of jdoe, the storage does not: it lacks the storage.read scope
+    reader = _logged_in(
+        hub, token_service, tmp_path_factory, "noread", site.user_token(scope="openid profile")
+    )
+    request_id = _submit_did(reader.adapter(), "noread-did")
+    status = wait_for(reader, request_id, finished, timeout=60)
+    [failure] = reader.failures(request_id)
+    print("a replica the storage refuses:", status.status.value, failure["info"])
+    assert (status.files_completed, status.files_failed) == (0, 1)
+    assert failure["info"].startswith("test:PHYSLITE_example.root: every replica refused the user's token: ")
+    assert f"{site.storage_url}/token/test/PHYSLITE_example.root" in failure["info"]
+
+
 def _resumed_without_the_token(hub, service, site, tmp_path_factory, name: str):
     """A request of MANY submitted by a user's client, then the service killed and started again: the request
     is resumed, the IAM token it held in memory is gone, the client's access token is still valid."""
