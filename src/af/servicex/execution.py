@@ -111,17 +111,11 @@ class DaskEngine:
     ) -> Future:  # fmt: skip
         """The file's task; a file DID's `replicas` (URLs, best first) are read with the user's `token`. The key
         names request, file and attempt only (never an argument: no token in a key)."""
+        args = [location, selection, fmt, url, cancel_flag(request_id)]
+        if replicas is not None:  # only then: workers of an older image still run file lists
+            args += [replicas, token]
         future = self.client.submit(
-            transform_file,
-            location,
-            selection,
-            fmt,
-            url,
-            cancel_flag(request_id),
-            replicas,
-            token,
-            key=f"servicex-{request_id}-{idx}-{attempt}-{lost}",
-            pure=False,
+            transform_file, *args, key=f"servicex-{request_id}-{idx}-{attempt}-{lost}", pure=False
         )
         self.futures.setdefault(request_id, []).append(future)
         return future
