@@ -7,10 +7,10 @@ task raised `TransientError` (storage or network down) is tried again up to `eng
 `retry_delay` seconds, doubled each time (a storage server restarting needs longer than an immediate retry);
 then, or on any other error, it is recorded as failed (`files-failed`) and the others go on.
 
-A rucio DID is looked up, and each of its files' replicas resolved, with the requesting user's IAM access token
-(`af.servicex.user_tokens`, `af.servicex.datasets`); the token goes to the file's task as an argument, the
-freshest one held for each attempt. A refusal ends the lookup 'Bad Dataset' or fails the file, naming the DID and
-the rucio server. A DID request resumed after a restart waits up to `token_wait` seconds for its owner's token
+A rucio DID is looked up at submission, and each of its files' replicas resolved, with the requesting user's IAM
+access token (`af.servicex.user_tokens`, `af.servicex.datasets`); the token goes to the file's task as an
+argument, the freshest one held for each attempt. A refusal of the lookup is the submission's error (HTTP 400,
+which the client shows), a refusal of a file's replicas that file's failure, each naming the DID and the server. A DID request resumed after a restart waits up to `token_wait` seconds for its owner's token
 (the owner's status calls answer 401 meanwhile, on which the client renews its token), then ends Fatal.
 
 Example:
