@@ -235,3 +235,14 @@ def test_after_a_restart_a_did_request_whose_client_is_gone_ends_clearly(
     assert status["error"].startswith(
         f"rucio://{MANY}: the service restarted and got no IAM access token of 'jdoe3'"
     )
+
+
+def test_a_service_without_a_rucio_server_says_so(hub, servicex_service, site, tmp_path_factory):
+    # the tests' main service has neither --rucio-host nor RUCIO_CONFIG
+    user = _logged_in(hub, servicex_service, tmp_path_factory, "jdoe4", site.user_token())
+    with pytest.raises(ValueError) as refused:
+        _submit_did(user.adapter(), "no-rucio")
+    print("a service without rucio:", refused.value)
+    assert "test:physlite.tokens: no rucio server configured (give its address, or set RUCIO_CONFIG)" in str(
+        refused.value
+    )

@@ -212,12 +212,12 @@ def token_client(
         >>> list_pfns("user.jdoe:file.root", client)  # doctest: +SKIP
         [('https://storage.example.org/token/user.jdoe/file.root', 'SITE_DISK')]
     """
-    from rucio.common.exception import MissingClientParameter, RucioException
+    from rucio.common.exception import ConfigNotFound, MissingClientParameter, RucioException
 
     auth_host = auth_host or rucio_host
     try:
         return _bearer_client()(token, rucio_host=rucio_host, auth_host=auth_host, ca_cert=ca_cert)
-    except MissingClientParameter as error:
+    except (MissingClientParameter, ConfigNotFound) as error:
         raise RucioError(
             did, f"no rucio server configured (give its address, or set RUCIO_CONFIG): {_message(error)}"
         ) from None
