@@ -126,12 +126,18 @@ def wait_until(condition: Callable[[], bool], what: str, seconds: float = WAIT) 
     raise AssertionError(what)
 
 
-def running_pods(gw: KubeGateway, component: str, cluster_name: str | None = None) -> list[dict]:
+def cluster_pods(gw: KubeGateway, component: str, cluster_name: str | None = None) -> list[dict]:
+    """The pods of `component` (of one cluster) not being deleted, in any phase."""
     pods = [p for p in gw.pods(component) if not p["metadata"].get("deletionTimestamp")]
     if cluster_name is not None:
         name = cluster_name.split(".", 1)[1]
         pods = [p for p in pods if p["metadata"]["labels"].get("gateway.dask.org/cluster") == name]
     return pods
+
+
+def running_pods(gw: KubeGateway, component: str, cluster_name: str | None = None) -> list[dict]:
+    """The pods of `component` (of one cluster) that run: a retired worker's pod stays a while as Completed."""
+    return [p for p in cluster_pods(gw, component, cluster_name) if p["status"].get("phase") == "Running"]
 
 
 def test_scheduler_and_workers_are_pods_of_the_notebook_image_as_uid_1000(kube_gateway, first):
@@ -262,7 +268,7 @@ def test_worker_and_cluster_totals_are_per_user(kube_gateway, first):
         finally:
             within(kube_gateway, 120, "the second cluster shut down", second.shutdown)
         wait_until(
-            lambda: not running_pods(kube_gateway, "dask-scheduler", second.name), "scheduler pod left"
+            lambda: not cluster_pods(kube_gateway, "dask-scheduler", second.name), "scheduler pod left"
         )
 
 
@@ -331,8 +337,8 @@ def test_shutdown_removes_the_clusters_pods(kube_gateway, first):
     within(kube_gateway, 120, "the cluster shut down", dask_cluster.shutdown)
     wait_until(
         lambda: (
-            not running_pods(kube_gateway, "dask-scheduler", name)
-            + running_pods(kube_gateway, "dask-worker", name)
+            not cluster_pods(kube_gateway, "dask-scheduler", name)
+            + cluster_pods(kube_gateway, "dask-worker", name)
         ),
         f"pods of {name} left after shutdown",
         seconds=120,
