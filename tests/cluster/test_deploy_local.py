@@ -1,7 +1,8 @@
 """The whole chart on the real cluster (`make deploy-local`: Zero to JupyterHub, dask-gateway and our objects, the
 local images, the development IAM), driven as a physicist and an admin do: Chromium logs in, JupyterLab opens,
 tutorial 5 runs in the user's pod on the gateway (scheduler and workers in pods), the admin page is for admins,
-an outsider gets 403, and `helm upgrade` with changed values keeps the user's pod.
+an outsider gets 403, and the hub pod restarted and `helm upgrade` with changed values keep the user's pod and her
+gateway cluster.
 
 The subcharts cannot be downloaded on the project's machines: the module skips, saying so, unless AF_SUBCHARTS
 names a folder holding them (tools/cluster/deploy_local.py).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +32,12 @@ from tests.e2e.test_tutorials_in_containers import (
     example_file,
     run_in_server,
 )
+from tests.servicex.test_delivery import COLUMNS, CUT, _direct
 
-from .cluster import REPO, TOOLS, Cluster
+from .cluster import REPO, TOOLS, Cluster, facility_chart
+from .test_chart import hub_image
+from .test_servicex_chart import NAME as SERVICEX
+from .test_servicex_chart import S3, S3_ADMIN, S3_EGRESS, S3_PORT, start_s3
 
 sys.path.insert(0, str(TOOLS))
 try:
@@ -109,6 +115,51 @@ def user_pod(cluster: Cluster) -> dict:
     ]
     assert len(pods) == 1, [pod["metadata"]["name"] for pod in pods]
     return pods[0]
+
+
+# run in alice's server: a gateway cluster that outlives the kernel (and, the tests show, the hub and an upgrade)
+START_CLUSTER = """
+from dask_gateway import Gateway
+gateway = Gateway()
+cluster = gateway.new_cluster(shutdown_on_close=False)
+cluster.scale(1)
+cluster.get_client().wait_for_workers(1, timeout=240)
+"""
+USE_CLUSTER = """
+from dask_gateway import Gateway
+gateway = Gateway()
+listed = [c.name for c in gateway.list_clusters()]
+cluster = gateway.connect({name!r})
+total = cluster.get_client().submit(sum, range(1000)).result(timeout=120)
+cluster.shutdown()
+"""
+
+
+def run_code(deployed: Deployment, code: str, checks: str) -> dict:
+    """`code` run in a kernel of alice's server; the value of the `checks` expression after it."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    # in a thread of its own: Playwright's sync API keeps an event loop running in this one
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(
+            run_in_server, f"{deployed.url}/user/{USER}", user_token(deployed), notebook, {}, checks
+        ).result()
+
+
+def scheduler_pods(cluster: Cluster, name: str) -> list[dict]:
+    """The running scheduler pods of gateway cluster `name` (``<namespace>.<id>``)."""
+    pods = cluster.json(
+        "pods", "-n", deploy_local.NAMESPACE, "-l",
+        f"app.kubernetes.io/component=dask-scheduler,gateway.dask.org/cluster={name.split('.', 1)[1]}",
+    )["items"]  # fmt: skip
+    return [pod for pod in pods if not pod["metadata"].get("deletionTimestamp")]
+
+
+@pytest.fixture(scope="module")
+def gateway_cluster(deployed: Deployment, lab: dict, cluster: Cluster) -> dict:
+    """alice's gateway cluster with one worker, started from her server before the hub restart and the upgrade."""
+    name = run_code(deployed, START_CLUSTER, "cluster.name")
+    [scheduler] = scheduler_pods(cluster, name)
+    return {"name": name, "scheduler_uid": scheduler["metadata"]["uid"]}
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +257,9 @@ def test_outsider_gets_403(deployed: Deployment, browser):
         context.close()
 
 
-def test_hub_pod_restarted_keeps_the_users_server(deployed: Deployment, lab: dict, cluster: Cluster):
+def test_hub_pod_restarted_keeps_the_users_server(
+    deployed: Deployment, lab: dict, cluster: Cluster, gateway_cluster: dict
+):
     before = user_pod(cluster)
     hub_pods = cluster.json("pods", "-n", deploy_local.NAMESPACE, "-l", "component=hub")["items"]
     cluster.kubectl("delete", "pod", "-n", deploy_local.NAMESPACE, "-l", "component=hub", "--wait=true")
@@ -234,7 +287,7 @@ def test_hub_pod_restarted_keeps_the_users_server(deployed: Deployment, lab: dic
 
 
 def test_helm_upgrade_keeps_the_users_pod_and_applies_the_values(
-    deployed: Deployment, lab: dict, cluster: Cluster
+    deployed: Deployment, lab: dict, cluster: Cluster, gateway_cluster: dict
 ):
     before = user_pod(cluster)
     release = deploy_local.up(
@@ -251,3 +304,83 @@ def test_helm_upgrade_keeps_the_users_pod_and_applies_the_values(
         f"{deployed.url}/user/{USER}/api/status", headers={"Authorization": f"token {token}"}, timeout=60
     )
     assert status.status_code == 200
+
+
+def test_users_gateway_cluster_survives_the_hub_restart_and_the_upgrade(
+    deployed: Deployment, cluster: Cluster, gateway_cluster: dict
+):
+    name = gateway_cluster["name"]
+    [scheduler] = scheduler_pods(cluster, name)
+    assert scheduler["metadata"]["uid"] == gateway_cluster["scheduler_uid"]
+    checks = run_code(deployed, USE_CLUSTER.format(name=name), "{'listed': listed, 'total': total}")
+    assert name in checks["listed"]
+    assert checks["total"] == sum(range(1000))
+
+
+# ServiceX switched on by an upgrade: the service's own gateway cluster (KubeBackend) transforms, results in S3
+SERVICEX_VALUES = {
+    "settings": {"servicex": {"facility": True, "s3_endpoint": f"http://{S3}:{S3_PORT}"}},
+    "servicex": {"s3Egress": S3_EGRESS, "persistence": {"size": "100Mi"}},
+}
+# run in alice's server with the ~/servicex.yaml her server wrote: the real client's deliver, Parquet
+DELIVER = """
+import awkward as ak, json, pathlib
+from servicex import ProgressBarFormat, dataset, deliver, query
+spec = {"General": {"OutputFormat": "parquet", "Delivery": "LocalCache"},
+        "Sample": [{"Name": "electrons", "Dataset": dataset.FileList(FILES),
+                    "Query": query.UprootRaw({"treename": "CollectionTree", "filter_name": COLUMNS, "cut": CUT})}]}
+paths = deliver(spec, progress_bar=ProgressBarFormat.none)["electrons"]
+delivered = {pathlib.Path(p).name: {c: ak.to_list(ak.from_parquet(p)[c]) for c in COLUMNS} for p in paths}
+config = (pathlib.Path.home() / "servicex.yaml").read_text()
+"""
+
+
+@pytest.fixture(scope="module")
+def servicex(deployed: Deployment, cluster: Cluster) -> dict:
+    """The release upgraded with ServiceX on (its Secret and SeaweedFS made first, as an admin would), and alice's
+    server restarted so that it writes ~/servicex.yaml for the service."""
+    facility = facility_chart.Facility(namespace=deploy_local.NAMESPACE)
+    facility.kubectl(
+        "create", "secret", "generic", SERVICEX, f"--from-literal=AF_SERVICEX_S3_ACCESS_KEY={S3_ADMIN}",
+        f"--from-literal=AF_SERVICEX_S3_SECRET_KEY={(s3_secret := secrets.token_hex(24))}",
+        f"--from-literal=s3-admin={s3_secret}", f"--from-literal=AF_SERVICEX_SECRET={secrets.token_hex(32)}",
+    )  # fmt: skip
+    start_s3(facility, hub_image())
+    release = deploy_local.up(SUBCHARTS, SERVICEX_VALUES, example_file().parent)
+    facility.kubectl("rollout", "status", f"deployment/{SERVICEX}", "--timeout", "240s", timeout=300)
+    assert hub_api(deployed, "DELETE", f"/users/{USER}/server").status_code in (202, 204)
+    deadline = time.monotonic() + 120
+    while hub_api(deployed, "GET", f"/users/{USER}").json()["servers"] and time.monotonic() < deadline:
+        time.sleep(2)
+    assert hub_api(deployed, "POST", f"/users/{USER}/server").status_code in (201, 202)
+    deadline = time.monotonic() + 300
+    while not hub_api(deployed, "GET", f"/users/{USER}").json()["servers"].get("", {}).get("ready"):
+        assert time.monotonic() < deadline, "alice's server did not come back within 300 s"
+        time.sleep(2)
+    return release
+
+
+def test_servicex_delivers_through_the_whole_chart_on_its_gateway_cluster(
+    deployed: Deployment, cluster: Cluster, servicex: dict
+):
+    files = [f"/srv/physlite-examples/{example_file().name}"]
+    checks = run_code(
+        deployed,
+        f"FILES, COLUMNS, CUT = {files!r}, {COLUMNS!r}, {CUT!r}\n" + DELIVER,
+        "{'delivered': delivered, 'config': config}",
+    )
+    assert "/services/servicex" in checks["config"]
+    print("the client delivered:", {name: len(c[COLUMNS[0]]) for name, c in checks["delivered"].items()})
+    [(name, got)] = checks["delivered"].items()
+    assert name.endswith(f"_{example_file().name}.parquet")
+    for column, expected in _direct(example_file(), COLUMNS).items():
+        assert got[column] == expected.to_list() and len(got[column]) > 0, column
+    # the transform ran on the service's own gateway cluster (alice's were shut down above): KubeBackend pods
+    pods = cluster.json(
+        "pods",
+        "-n",
+        deploy_local.NAMESPACE,
+        "-l",
+        "app.kubernetes.io/component in (dask-scheduler,dask-worker)",
+    )["items"]
+    assert any(pod["metadata"]["labels"].get("app.kubernetes.io/component") == "dask-worker" for pod in pods)
