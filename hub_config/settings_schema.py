@@ -363,6 +363,20 @@ class ServiceXSettings(Section):
     retry_delay: PositiveSeconds = Field(
         30, description="facility: seconds before a file's first retry (doubled for each further one)."
     )
+    rucio_host: OptionalHttpUrl = Field(
+        "",
+        description="facility: the rucio server that resolves users' DIDs (with each user's IAM token), e.g. "
+        "`https://voatlasrucio-server-prod.cern.ch`; empty: RUCIO_CONFIG's [client] rucio_host, else DIDs are "
+        "refused. In the chart, open servicex.rucioEgress to it.",
+    )
+    rucio_auth_host: OptionalHttpUrl = Field(
+        "", description="facility: rucio's auth server; empty: `rucio_host` (or RUCIO_CONFIG's auth_host)."
+    )
+    rucio_ca_cert: str = Field(
+        "",
+        description="facility: absolute path of the CA bundle trusted for rucio; empty: RUCIO_CONFIG's "
+        "ca_cert, else the system's. In the chart: mount it with servicex.rucioCa.",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> ServiceXSettings:
@@ -370,6 +384,12 @@ class ServiceXSettings(Section):
             raise KeyedValueError(
                 ("endpoint",), "set either `endpoint` (an external ServiceX) or `facility: true`, not both"
             )
+        if self.rucio_ca_cert and not self.rucio_ca_cert.startswith("/"):
+            raise KeyedValueError(
+                ("rucio_ca_cert",), f"expected an absolute path of a CA bundle, got {self.rucio_ca_cert!r}"
+            )
+        if self.rucio_auth_host and not self.rucio_host:
+            raise KeyedValueError(("rucio_auth_host",), "needs `rucio_host` (the rucio server it signs in to)")
         return self
 
 

@@ -51,6 +51,19 @@ def test_options_come_from_the_settings(tmp_path) -> None:
     assert args.gateway_proxy_address == "gateway://traefik-dask-gateway:8786"
 
 
+def test_the_rucio_server_comes_from_the_settings(tmp_path) -> None:
+    rucio = {
+        "rucio_host": "https://voatlasrucio-server-prod.cern.ch",
+        "rucio_auth_host": "https://voatlasrucio-auth-prod.cern.ch",
+        "rucio_ca_cert": "/etc/rucio-ca/ca.pem",
+    }
+    args = parse_args(["--settings", _settings(tmp_path, **rucio), *ARGS], ENV)
+    assert (args.rucio_host, args.rucio_auth_host, args.rucio_ca_cert) == tuple(rucio.values())
+    # without them, RUCIO_CONFIG's [client] section decides (the options stay unset)
+    args = parse_args(["--settings", _settings(tmp_path), *ARGS], ENV)
+    assert (args.rucio_host, args.rucio_auth_host, args.rucio_ca_cert) == (None, None, None)
+
+
 def test_the_command_line_wins(tmp_path) -> None:
     argv = ["--settings", _settings(tmp_path), *ARGS, "--retries", "0", "--scheduler", "tcp://d:8786"]
     args = parse_args(argv, ENV)

@@ -1,6 +1,7 @@
 """The service's options from the facility settings (``servicex`` and ``gateway`` of settings.yaml), so that the
 chart's Deployment runs ``python -m af.servicex --settings settings.yaml`` with what the hub reads from the same
-file: URL prefix under the hub, S3 server, expiry, retries, and the dask-gateway cluster (or a scheduler).
+file: URL prefix under the hub, S3 server, expiry, retries, the rucio server, and the dask-gateway cluster (or a
+scheduler).
 
 Options given on the command line win over these.
 
@@ -41,6 +42,10 @@ def options(settings: Settings) -> dict[str, Any]:
         "retries": servicex.retries,
         "retry_delay": float(servicex.retry_delay),
     }
+    # unset keys leave the options' defaults: RUCIO_CONFIG's [client] section
+    for key in ("rucio_host", "rucio_auth_host", "rucio_ca_cert"):
+        if getattr(servicex, key):
+            found[key] = getattr(servicex, key)
     if servicex.scheduler_address:
         found["scheduler"] = servicex.scheduler_address
     else:  # the gateway as users' servers reach it: the service runs where they do
