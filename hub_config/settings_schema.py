@@ -389,7 +389,9 @@ class ServiceXSettings(Section):
                 ("rucio_ca_cert",), f"expected an absolute path of a CA bundle, got {self.rucio_ca_cert!r}"
             )
         if self.rucio_auth_host and not self.rucio_host:
-            raise KeyedValueError(("rucio_auth_host",), "needs `rucio_host` (the rucio server it signs in to)")
+            raise KeyedValueError(
+                ("rucio_auth_host",), "needs `rucio_host` (the rucio server it signs in to)"
+            )
         return self
 
 

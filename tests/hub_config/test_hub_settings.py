@@ -70,7 +70,10 @@ def test_leading_slash_removed_from_group_settings():
         ({"gateway": {"api_token_env": "A-B"}}, "gateway.api_token_env"),
         ({"servicex": {"endpoint": "servicex.cern.ch"}}, "servicex.endpoint"),
         ({"servicex": {"rucio_host": "voatlasrucio-server-prod.cern.ch"}}, "servicex.rucio_host"),
-        ({"servicex": {"rucio_host": "https://r.cern.ch", "rucio_auth_host": "r"}}, "servicex.rucio_auth_host"),
+        (
+            {"servicex": {"rucio_host": "https://r.cern.ch", "rucio_auth_host": "r"}},
+            "servicex.rucio_auth_host",
+        ),
         ({"servicex": {"rucio_auth_host": "https://auth.cern.ch"}}, "servicex.rucio_auth_host"),
         ({"servicex": {"rucio_ca_cert": "ca.pem"}}, "servicex.rucio_ca_cert"),
         ({"hub": {"base_url": "hub"}}, "hub.base_url"),

@@ -215,3 +215,78 @@ def test_user_pods_get_the_service_in_the_cluster(real_repo, tmp_path) -> None:
         "full.yaml: settings.servicex.address: user pods get AF_SERVICEX_ENDPOINT None, not the service through "
         "the proxy in the cluster ('http://proxy-public/af/services/servicex')"
     ) in messages, messages
+
+
+def test_the_service_reaches_rucio_with_the_settings_ca_and_egress(real_repo, tmp_path) -> None:
+    from af.servicex.__main__ import parse_args
+
+    rendered = _rendered(real_repo)
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in rendered.documents()}
+    pod = by_kind["Deployment", NAME]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    # the service's own parser reads the rucio server from the settings the chart renders
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(by_kind["ConfigMap", "analysis-facility-settings"]["data"]["settings.yaml"])
+    environ = {e["name"]: "placeholder" for e in container["env"]}
+    argv = [a for a in container["command"][3:] if not a.startswith("--settings=")]
+    args = parse_args([f"--settings={settings}", *argv], environ)
+    assert (args.rucio_host, args.rucio_auth_host, args.rucio_ca_cert) == (
+        "https://voatlasrucio-server-prod.cern.ch",
+        "https://voatlasrucio-auth-prod.cern.ch",
+        "/usr/local/etc/analysis-facility/rucio-ca/ca.pem",
+    )
+    # the CA bundle is the ConfigMap servicex.rucioCa, mounted where rucio_ca_cert points
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["rucio-ca"]["configMap"] == {
+        "name": "grid-ca-bundle",
+        "items": [{"key": "ca.pem", "path": "ca.pem"}],
+    }
+    mount = {m["name"]: m for m in container["volumeMounts"]}["rucio-ca"]
+    assert (mount["mountPath"], mount["readOnly"]) == ("/usr/local/etc/analysis-facility/rucio-ca", True)
+    # the service (not users' servers) may reach rucio; the workers read the replicas through dataEgress
+    rule = rendered.merged["servicex"]["rucioEgress"][0]
+    egress = {
+        d["metadata"]["name"]: d["spec"]["egress"]
+        for d in rendered.documents()
+        if d["kind"] == "NetworkPolicy"
+    }
+    assert rule in egress[NAME]
+    assert rule not in egress["analysis-facility-servicex-results"]
+    assert {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": rendered.merged["networkPolicy"]["dataEgress"][0][
+        "except"]}}]} in egress["analysis-facility-dask-clusters"]  # fmt: skip
+
+
+def test_without_rucio_values_no_ca_is_mounted_and_the_default_egress_is_https(real_repo) -> None:
+    rendered = _rendered(real_repo, DEFAULTS)
+    assert rendered.merged["servicex"]["rucioEgress"][0]["ports"] == [{"port": 443, "protocol": "TCP"}]
+    for doc in rendered.documents():
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == NAME:
+            assert "rucio-ca" not in {v["name"] for v in doc["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_bad_rucio_values_are_named(scratch) -> None:
+    edit(
+        scratch.root / FULL,
+        "rucio_host: https://voatlasrucio-server-prod.cern.ch",
+        "rucio_host: voatlasrucio-server-prod.cern.ch",
+    )
+    edit(scratch.root / FULL, "    configMap: grid-ca-bundle\n", "    configMap: Grid_CA\n")
+    edit(scratch.root / FULL, "        - port: 443\n", "        - prt: 443\n")
+    messages = _messages(scratch)
+    assert any(
+        m.startswith(f"{FULL}: settings.servicex.rucio_host:") and "'voatlasrucio-server-prod.cern.ch'" in m
+        for m in messages
+    ), messages
+    assert any(m.startswith(f"{FULL}: servicex.rucioCa.configMap:") for m in messages), messages
+    assert (
+        f"{FULL}: servicex.rucioEgress[0].ports[0].prt: unknown key (not in the schema: a typo?)" in messages
+    )
+
+
+def test_a_rucio_ca_cert_without_its_volume_is_refused(scratch) -> None:
+    edit(scratch.root / FULL, "    configMap: grid-ca-bundle\n", '    configMap: ""\n')
+    assert (
+        f"{TEMPLATE} (values {FULL}): Deployment {NAME}: container servicex: "
+        "--rucio-ca-cert=/usr/local/etc/analysis-facility/rucio-ca/ca.pem: no volume is mounted there "
+        "(servicex.rucioCa)"
+    ) in _messages(scratch)

@@ -3,7 +3,8 @@
 ``python -m af.servicex`` in the rendered Deployment is parsed by `af.servicex.__main__.parse_args` with the
 pod's environment (each variable the container sets, with a placeholder value: the Secrets are not here) and the
 settings.yaml the chart renders at the path the container mounts it: a missing variable (S3 identity, hub token),
-a settings file not mounted where --settings reads it, or an option the service does not know fail offline.
+a settings file not mounted where --settings reads it, an option the service does not know, or a CA bundle for
+rucio (settings.servicex.rucio_ca_cert) where no volume is mounted fail offline.
 
 Example:
     >>> check_servicex_command([], "templates (values v.yaml)")
@@ -12,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import tempfile
@@ -36,17 +38,31 @@ def _settings_text(documents: list[dict[str, Any]], volumes: dict[str, Any], mou
     return ""
 
 
-def _parse(argv: list[str], environ: dict[str, str]) -> str:
-    """'' when the service's parser accepts `argv` with `environ`, else its error line."""
+def _parse(argv: list[str], environ: dict[str, str]) -> tuple[argparse.Namespace | None, str]:
+    """(the options, '') when the service's parser accepts `argv` with `environ`, else (None, its error line)."""
     from af.servicex.__main__ import parse_args
 
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors):
-            parse_args(argv, environ)
+            return parse_args(argv, environ), ""
     except SystemExit:
-        return (errors.getvalue().strip().splitlines() or ["rejected"])[-1]
-    return ""
+        return None, (errors.getvalue().strip().splitlines() or ["rejected"])[-1]
+
+
+def _unmounted_files(args: argparse.Namespace, mounts: list[dict[str, Any]]) -> list[str]:
+    """The files the options name (the CA bundle for rucio) that no volume of the container provides: the root
+    file system is the image's, which has none of the admin's."""
+    paths = {"--rucio-ca-cert": args.rucio_ca_cert}
+    return [
+        f"{option}={path}: no volume is mounted there (servicex.rucioCa)"
+        for option, path in paths.items()
+        if path
+        and not any(
+            path == m.get("mountPath") or path.startswith(m.get("mountPath", "").rstrip("/") + "/")
+            for m in mounts
+        )
+    ]
 
 
 def check_servicex_command(documents: list[dict[str, Any]], origin: str) -> list[Finding]:
@@ -81,7 +97,10 @@ def check_servicex_command(documents: list[dict[str, Any]], origin: str) -> list
                     local.write_text(text)
                     options[i] = f"{SETTINGS_OPTION}{local}"
                 else:
-                    error = _parse(options, environ)
+                    args, error = _parse(options, environ)
                     if error:
                         findings.append(Finding(origin, where, f"`{' '.join(argv)}`: {error}"))
+                    if args is not None:
+                        mounts = container.get("volumeMounts") or []
+                        findings += [Finding(origin, where, p) for p in _unmounted_files(args, mounts)]
     return findings
