@@ -87,3 +87,19 @@ def test_a_missing_secret_variable_is_named(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--settings", _settings(tmp_path), *ARGS], env)
     assert "AF_SERVICEX_S3_SECRET_KEY is not set" in capsys.readouterr().err
+
+
+def test_the_local_facility_passes_its_rucio_settings_to_the_service(tmp_path) -> None:
+    from af.tools.local.ports import Ports
+    from af.tools.local.runner import LocalFacility
+
+    rucio = {
+        "servicex.rucio_host": "https://rucio.example.org",
+        "servicex.rucio_auth_host": "https://rucio-auth.example.org",
+    }
+    for overrides, expected in ((rucio, tuple(rucio.values())), ({}, (None, None))):
+        facility = LocalFacility(tmp_path / "state", ports=Ports.free(), settings_overrides=overrides)
+        command = facility._commands()["servicex"]
+        assert command[1:3] == ["-m", "af.servicex"]
+        args = parse_args(command[3:], ENV)
+        assert (args.rucio_host, args.rucio_auth_host, args.rucio_ca_cert) == (*expected, None)

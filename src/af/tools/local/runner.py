@@ -406,9 +406,10 @@ class LocalFacility:
         servicex_settings = self.settings().get("servicex", {})
         days = float(servicex_settings.get("results_days", 7))
         workers = int(servicex_settings.get("max_workers", 4))
+        rucio = servicex.rucio_options(servicex_settings)
         return {
             **servicex.commands(
-                self.state_dir, p, servicex.seaweedfs_env(), days, self.servicex_placement, workers
+                self.state_dir, p, servicex.seaweedfs_env(), days, self.servicex_placement, workers, rucio
             ),
             **podman,
             "oidc": ["node", str(PROVIDER_SCRIPT), str(self.state_dir / "oidc" / "config.json")],

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from af.tools.local.ports import Ports
 from hub_config.container_names import FACILITY_LABEL, container_name
@@ -113,6 +115,21 @@ def seaweedfs_in_container(env: Path, data: Path, ports: Ports, where: Placement
     ]  # fmt: skip
 
 
+def rucio_options(servicex_settings: Mapping[str, Any]) -> list[str]:
+    """The service's rucio options from the local settings' ``servicex`` section (the rucio server users' DIDs
+    are resolved at; none: RUCIO_CONFIG's, if any). The local facility brings no rucio server of its own.
+
+    Example:
+        >>> rucio_options({"rucio_host": "https://voatlasrucio-server-prod.cern.ch", "rucio_ca_cert": ""})
+        ['--rucio-host=https://voatlasrucio-server-prod.cern.ch']
+    """
+    return [
+        f"--{key.replace('_', '-')}={servicex_settings[key]}"
+        for key in ("rucio_host", "rucio_auth_host", "rucio_ca_cert")
+        if servicex_settings.get(key)
+    ]
+
+
 def commands(
     state: Path,
     ports: Ports,
@@ -120,8 +137,9 @@ def commands(
     results_days: float = 7.0,
     where: Placement = Placement(),
     max_workers: int = 4,
+    rucio: Sequence[str] = (),
 ) -> dict[str, list[str]]:
-    """The command of each ServiceX component."""
+    """The command of each ServiceX component (`rucio`: `rucio_options`)."""
     p = ports
     run = state / "servicex"
     internal = where.internal
@@ -139,7 +157,7 @@ def commands(
             "--gateway", f"--gateway-address=http://{internal}:{p.gateway_web}{GATEWAY_PREFIX}",
             f"--gateway-proxy-address=gateway://127.0.0.1:{p.gateway_tcp}", f"--max-workers={max_workers}",
             f"--s3-endpoint=http://127.0.0.1:{p.s3}", f"--s3-public-endpoint=http://{where.s3_public_host}:{p.s3}",
-            f"--results-days={results_days}",
+            f"--results-days={results_days}", *rucio,
         ],
     }  # fmt: skip
 
