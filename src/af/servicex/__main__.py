@@ -4,12 +4,13 @@ Secrets come from the environment, never from the command line: JUPYTERHUB_API_U
 AF_SERVICEX_SECRET (signs the access tokens; generated per start when unset, which logs every client out at a
 restart), JUPYTERHUB_API_TOKEN (the service's hub token; with --gateway it owns the service's dask-gateway
 cluster), AF_SERVICEX_S3_ACCESS_KEY / AF_SERVICEX_S3_SECRET_KEY (the S3 server's admin identity). rucio DIDs
-are looked up at --rucio-host (default: RUCIO_CONFIG's [client] rucio_host; any credential there is ignored)
-with each requesting user's own IAM access token, never an account of the service's (`af.servicex.datasets`).
+are looked up at --rucio-host (default: settings.servicex.rucio_host with --settings, else RUCIO_CONFIG's
+[client] rucio_host; any credential there is ignored) with each requesting user's own IAM access token, never an
+account of the service's (`af.servicex.datasets`).
 
-With --settings FILE (the facility's settings.yaml; the chart's Deployment) the engine, prefix, S3 server, expiry
-and retries come from the file's ``servicex`` and ``gateway`` sections (`af.servicex.facility_settings`);
-options on the command line win.
+With --settings FILE (the facility's settings.yaml; the chart's Deployment) the engine, prefix, S3 server, expiry,
+retries and rucio server come from the file's ``servicex`` and ``gateway`` sections
+(`af.servicex.facility_settings`); options on the command line win.
 
 Example:
     $ python -m af.servicex --listen 127.0.0.1:5000 --state /var/lib/servicex \
