@@ -15,3 +15,12 @@ SERVICEX_BENCH_COPIES ?= 8
 bench-servicex: venv bench-data seaweedfs-env
 	$(PY) tools/bench/servicex_delivery.py --file $(BENCH_DATA) --copies $(SERVICEX_BENCH_COPIES) \
 	  --repeat $(BENCH_REPEAT) --json $(BUILD)/bench/servicex.json
+
+# `make bench` part of the Kubernetes deployment: warm start of the one-machine cluster, chart install, login ->
+# JupyterLab in a KubeSpawner pod and a gateway cluster with two worker pods, beside the local facility's same
+# steps (writes build/bench/kubernetes.json). It uses the running cluster, or starts and stops one from the cache.
+BENCH_TARGETS += bench-kubernetes
+
+.PHONY: bench-kubernetes
+bench-kubernetes: venv cluster-build images
+	$(PY) tools/bench/kubernetes.py --json $(BUILD)/bench/kubernetes.json
