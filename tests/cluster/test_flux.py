@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import certifi
 import pytest
 import yaml
 
@@ -75,6 +76,10 @@ def staging(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
     cluster.kubectl("create", "namespace", NAMESPACE)
     cluster.kubectl("-n", NAMESPACE, "create", "secret", "generic", facility_chart.Z2JH_SECRET,
                     *(f"--from-literal={k}={secrets.token_hex(32)}" for k in facility_chart.Z2JH_KEYS))  # fmt: skip
+    # the CA bundle the staging values mount for rucio (servicex.rucioCa), made by the admin as docs/admin.md says
+    cluster.kubectl(
+        "-n", NAMESPACE, "create", "configmap", "grid-ca-bundle", f"--from-file=ca.pem={certifi.where()}"
+    )
     try:
         with git_server(folder / "repos", GIT_PORT) as url:
             started = time.monotonic()
