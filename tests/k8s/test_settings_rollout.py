@@ -114,3 +114,16 @@ def test_a_forbidden_deployment_is_named() -> None:
         assert "Deployment facility/hub" in str(error) and "403" in str(error)
     else:
         raise AssertionError("a forbidden Deployment must raise")
+
+
+def test_with_the_subcharts_off_there_is_no_hook(scratch) -> None:
+    values = scratch.root / FULL
+    data = yaml.safe_load(values.read_text())
+    data["dask-gateway"] = {**data.get("dask-gateway", {}), "enabled": False}
+    data["jupyterhub"] = {**data.get("jupyterhub", {}), "enabled": True}
+    values.write_text(yaml.safe_dump(data))
+    job = _objects(scratch)["Job", NAME]
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "hub"
+    data["jupyterhub"]["enabled"] = False
+    values.write_text(yaml.safe_dump(data))
+    assert not [key for key in _objects(scratch) if NAME in key[1]]
