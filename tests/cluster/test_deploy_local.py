@@ -22,6 +22,7 @@ import nbformat
 import pytest
 import requests
 
+from af.tools.settings_rollout import ANNOTATION as CHECKSUM
 from physlite.analysis import run as run_reference
 from tests.e2e.conftest import CHROMIUM_ARGS
 from tests.e2e.test_browser import LAB_READY, sign_in
@@ -53,6 +54,8 @@ pytestmark = pytest.mark.skipif(
 )
 USER = "alice"
 BENCH = REPO / "build" / "bench" / "deploy-local.json"
+# the Deployments that read the settings only at start, and the annotation the chart's hook stamps on them
+ROLLED = ("hub", "api-dask-gateway")
 
 
 class Deployment(SimpleNamespace):
@@ -257,26 +260,32 @@ def test_outsider_gets_403(deployed: Deployment, browser):
         context.close()
 
 
+def wait_for_a_new_hub_pod(cluster: Cluster, old_pods: list[dict], timeout: float = 180) -> dict:
+    """The first Ready hub pod that is none of `old_pods` (the hub restarted)."""
+    old = {pod["metadata"]["uid"] for pod in old_pods}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pod in cluster.json("pods", "-n", deploy_local.NAMESPACE, "-l", "component=hub")["items"]:
+            statuses = pod["status"].get("containerStatuses", [{}])
+            if pod["metadata"]["uid"] not in old and all(status.get("ready") for status in statuses):
+                return pod
+        time.sleep(2)
+    raise AssertionError(f"no new hub pod ready within {timeout:.0f} s")
+
+
+def settings_checksum(cluster: Cluster, deployment: str) -> str | None:
+    """The settings checksum the chart's settings-rollout hook stamped on a Deployment's pod template."""
+    template = cluster.json("deployment", "-n", deploy_local.NAMESPACE, deployment)["spec"]["template"]
+    return template["metadata"].get("annotations", {}).get(CHECKSUM)
+
+
 def test_hub_pod_restarted_keeps_the_users_server(
     deployed: Deployment, lab: dict, cluster: Cluster, gateway_cluster: dict
 ):
     before = user_pod(cluster)
     hub_pods = cluster.json("pods", "-n", deploy_local.NAMESPACE, "-l", "component=hub")["items"]
     cluster.kubectl("delete", "pod", "-n", deploy_local.NAMESPACE, "-l", "component=hub", "--wait=true")
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        pods = cluster.json("pods", "-n", deploy_local.NAMESPACE, "-l", "component=hub")["items"]
-        ready = [
-            pod
-            for pod in pods
-            if pod["metadata"]["uid"] not in {old["metadata"]["uid"] for old in hub_pods}
-            and all(status.get("ready") for status in pod["status"].get("containerStatuses", [{}]))
-        ]
-        if ready:
-            break
-        time.sleep(2)
-    else:
-        raise AssertionError("no new hub pod ready within 180 s")
+    wait_for_a_new_hub_pod(cluster, hub_pods)
     assert user_pod(cluster)["metadata"]["uid"] == before["metadata"]["uid"]
     token = user_token(deployed)
     status = requests.get(
@@ -290,6 +299,8 @@ def test_helm_upgrade_keeps_the_users_pod_and_applies_the_values(
     deployed: Deployment, lab: dict, cluster: Cluster, gateway_cluster: dict
 ):
     before = user_pod(cluster)
+    hub_pods = cluster.json("pods", "-n", deploy_local.NAMESPACE, "-l", "component=hub")["items"]
+    checksums = {name: settings_checksum(cluster, name) for name in ROLLED}
     release = deploy_local.up(
         SUBCHARTS, {"settings": {"culling": {"server_idle_timeout": 5400}}}, example_file().parent
     )
@@ -299,6 +310,12 @@ def test_helm_upgrade_keeps_the_users_pod_and_applies_the_values(
     assert after["status"]["containerStatuses"][0]["restartCount"] == 0
     settings = cluster.json("configmap", "-n", deploy_local.NAMESPACE, "analysis-facility-settings")["data"]
     assert "server_idle_timeout: 5400" in settings["settings.yaml"]
+    # the hub and the gateway API read the settings only at start: the chart's hook restarts them
+    for name in ROLLED:
+        assert settings_checksum(cluster, name) not in (None, checksums[name]), name
+    hub = wait_for_a_new_hub_pod(cluster, hub_pods)
+    assert hub["metadata"]["annotations"][CHECKSUM] == settings_checksum(cluster, "hub")
+    assert hub_api(deployed, "GET", f"/users/{USER}").json()["servers"][""]["ready"]
     token = user_token(deployed)
     status = requests.get(
         f"{deployed.url}/user/{USER}/api/status", headers={"Authorization": f"token {token}"}, timeout=60
