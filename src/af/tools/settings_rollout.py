@@ -1,7 +1,7 @@
 """Roll Deployments that read the facility settings once at start-up when the settings change.
 
 z2jh's hub and dask-gateway's API server read ``analysis-facility-settings`` only at start, and the parent chart
-cannot template their pod annotations. The chart's post-install/post-upgrade hook Job runs this module: it writes
+cannot template their pod annotations. The chart's post-upgrade hook Job runs this module: it writes
 the settings' checksum as the pod-template annotation ``analysis-facility/settings-checksum`` of each Deployment.
 Same checksum: nothing is patched, nothing restarts; a new checksum: Kubernetes rolls the Deployment.
 
