@@ -12,7 +12,10 @@ from .cluster import REPO, REUSE, Cluster, HostState, build_dir, run_script
 
 @pytest.fixture(scope="session")
 def host_before() -> HostState:
-    """The host's firewall, routes and kernel settings before the cluster starts."""
+    """The host's firewall, routes and kernel settings before the cluster starts. A cluster left running (by
+    `make cluster` or a run that died) is stopped first: its kubelet's kernel settings are not the host's."""
+    if not REUSE:
+        run_script("down", 300)
     return HostState.capture()
 
 

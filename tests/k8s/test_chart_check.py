@@ -20,10 +20,11 @@ def test_renders_our_templates_with_every_values_file(real_repo) -> None:
         rendered, findings = render(real_repo, chart_dir, real_repo.root / FULL)
     assert errors(findings) == []
     kinds = sorted(d["kind"] for d in rendered.documents())
-    # full.yaml deploys ServiceX too: its Deployment, PVC, Service and two NetworkPolicies
+    # full.yaml deploys ServiceX too: its Deployment, PVC, Service and two NetworkPolicies; the settings-rollout
+    # hook: its Job, ServiceAccount, Role, RoleBinding and NetworkPolicy
     assert kinds == [
-        "ConfigMap", "CronJob", *["Deployment"] * 2, *["NetworkPolicy"] * 7, "PersistentVolumeClaim",
-        *["Service"] * 2,
+        "ConfigMap", "CronJob", *["Deployment"] * 2, "Job", *["NetworkPolicy"] * 8, "PersistentVolumeClaim",
+        "Role", "RoleBinding", *["Service"] * 2, "ServiceAccount",
     ]  # fmt: skip
     settings = next(d for d in rendered.documents() if d["kind"] == "ConfigMap")["data"]["settings.yaml"]
     assert "platform: kubernetes" in settings and "base_url: /af/" in settings

@@ -30,8 +30,10 @@ def test_diff_against_a_commit(scratch) -> None:
     )
     text, counts = diff(scratch, "HEAD")
     # the chart's settings ConfigMap, the generated values ConfigMap, the HelmRelease pointing at its new name, and
-    # the ServiceX Deployment (staging runs it), which restarts on a settings change (its checksum annotation)
-    assert counts == {"added": 0, "removed": 0, "changed": 4}
+    # the ServiceX Deployment (staging runs it), which restarts on a settings change (its checksum annotation), and
+    # the settings-rollout hook Job (the new checksum it writes on the hub's and the gateway's Deployments)
+    assert counts == {"added": 0, "removed": 0, "changed": 5}
+    assert "Job analysis-facility-settings-rollout (before)" in text
     assert "chart[flux/deploy/staging/values.yaml] Deployment analysis-facility-servicex (before)" in text
     assert "-      server_idle_timeout: 1800\n+      server_idle_timeout: 900" in text
     assert (
