@@ -11,9 +11,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from physlite.io.credentials import bearer_token
@@ -240,6 +242,15 @@ def list_files(did: str, client) -> list[dict]:
         >>> [f["name"] for f in list_files("user.jdoe:my.dataset", client)]  # doctest: +SKIP
         ['file1.root', 'file2.root']
     """
+    scope, name = parse_did(did)
+    with _readable_errors(did, client, "files"):
+        files = list(client.list_files(scope, name))
+    return sorted(files, key=lambda f: f["name"])
+
+
+@contextlib.contextmanager
+def _readable_errors(did: str, client, listing: str) -> Iterator[None]:
+    """rucio's exceptions of a listing call as physlite's errors, naming the DID (and the server that refused)."""
     from rucio.common.exception import (
         CannotAuthenticate,
         DataIdentifierNotFound,
@@ -247,16 +258,14 @@ def list_files(did: str, client) -> list[dict]:
         ScopeNotFound,
     )
 
-    scope, name = parse_did(did)
     try:
-        files = list(client.list_files(scope, name))
+        yield
     except (DataIdentifierNotFound, ScopeNotFound):
         raise NotFound(did, "rucio knows no such DID") from None
     except CannotAuthenticate as error:
         raise AccessDenied(did, _client_refusal(client, error)) from None
     except RucioException as error:
-        raise RucioError(did, f"rucio could not list the files: {_message(error)}") from None
-    return sorted(files, key=lambda f: f["name"])
+        raise RucioError(did, f"rucio could not list the {listing}: {_message(error)}") from None
 
 
 def _message(error: Exception) -> str:
@@ -274,34 +283,23 @@ def list_pfns(
     """The (pfn, rse) of every available disk replica of `did`, best first: by the order of `schemes`, then by
     the RSE protocol's priority. RSEs configured for signed URLs (GCS, S3) answer signed https PFNs, valid
     for `signature_lifetime` seconds."""
-    from rucio.common.exception import (
-        CannotAuthenticate,
-        DataIdentifierNotFound,
-        InvalidRSEExpression,
-        RucioException,
-        ScopeNotFound,
-    )
+    from rucio.common.exception import InvalidRSEExpression
 
     scope, name = parse_did(did)
     client = client or replica_client(did)
-    try:
-        replicas = list(
-            client.list_replicas(
-                [{"scope": scope, "name": name}],
-                schemes=list(schemes),
-                rse_expression=rse_expression,
-                ignore_availability=False,
-                signature_lifetime=signature_lifetime,
+    with _readable_errors(did, client, "replicas"):
+        try:
+            replicas = list(
+                client.list_replicas(
+                    [{"scope": scope, "name": name}],
+                    schemes=list(schemes),
+                    rse_expression=rse_expression,
+                    ignore_availability=False,
+                    signature_lifetime=signature_lifetime,
+                )
             )
-        )
-    except (DataIdentifierNotFound, ScopeNotFound):
-        raise NotFound(did, "rucio knows no such DID") from None
-    except CannotAuthenticate as error:
-        raise AccessDenied(did, _client_refusal(client, error)) from None
-    except InvalidRSEExpression as error:
-        raise RucioError(did, f"invalid RSE expression {rse_expression!r}: {_message(error)}") from None
-    except RucioException as error:
-        raise RucioError(did, f"rucio could not list the replicas: {_message(error)}") from None
+        except InvalidRSEExpression as error:
+            raise RucioError(did, f"invalid RSE expression {rse_expression!r}: {_message(error)}") from None
     if not replicas:
         raise NotFound(did, "rucio knows no such DID")
     pfns = replicas[0].get("pfns") or {}
