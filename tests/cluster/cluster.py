@@ -16,6 +16,7 @@ TOOLS = REPO / "tools" / "cluster"
 sys.path.insert(0, str(TOOLS))
 try:
     import chart as facility_chart  # tools/cluster is a script folder, not a package
+    import deploy_local  # noqa: F401 (for the tests: make deploy-local's subcharts)
 finally:
     sys.path.pop(0)
 KUBECONFIG = facility_chart.KUBECONFIG

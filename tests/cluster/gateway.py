@@ -19,8 +19,10 @@ is tested against a real hub in tests/e2e and tests/gateway; here it would need 
 dask-gateway service with a token the gateway pod knows, which tests/cluster/hub.py does not offer yet. Everything
 the KubeBackend path adds (per-user totals, options, pods) is independent of the authenticator.
 
-The CRDs: traefik's from the traefik module zip (build.sh copies them into the build), the DaskCluster CRD our own
-(tests/cluster/daskcluster-crd.yaml says why). CRDs are cluster-wide and stay installed (deleting one deletes every
+The CRDs: traefik's from the traefik module zip (build.sh copies them into the build); the DaskCluster CRD is
+dask-gateway 2026.3.0's own (its chart's crds/daskclusters.yaml) when AF_SUBCHARTS names the subcharts, else our
+stand-in (tests/cluster/daskcluster-crd.yaml says why; test_kube_gateway checks it against the release's where
+that is present). CRDs are cluster-wide and stay installed (deleting one deletes every
 object of its kind, other namespaces' too).
 
 The host reaches traefik through nsforward (its web port for the API, its TCP port for the schedulers).
@@ -50,7 +52,7 @@ import requests
 import yaml
 from dask_gateway import BasicAuth, Gateway
 
-from .cluster import TOOLS, Cluster, load_image
+from .cluster import TOOLS, Cluster, deploy_local, load_image
 from .hub import chart_configmap, chart_values, forward
 
 # the subchart's fullnameOverride in our values: the objects' names; the instance label (which DaskClusters and
@@ -101,6 +103,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def daskcluster_crd() -> tuple[str, str]:
+    """The DaskCluster CRD to apply and where it comes from: the dask-gateway release's own when AF_SUBCHARTS
+    names the subcharts, else our stand-in.
+
+    Example:
+        >>> crd, origin = daskcluster_crd()  # doctest: +SKIP
+    """
+    subcharts = deploy_local.subcharts_folder(None)
+    if subcharts is not None:
+        member = "crds/daskclusters.yaml"
+        text = deploy_local.subchart_file(subcharts, "dask-gateway", member)
+        if text is None:
+            raise AssertionError(f"{subcharts}: the dask-gateway chart has no {member} (AF_SUBCHARTS)")
+        return (
+            text,
+            f"dask-gateway {deploy_local.SUBCHART_VERSIONS['dask-gateway']}'s {member} from {subcharts}",
+        )
+    return DASKCLUSTER_CRD.read_text(), f"our stand-in {DASKCLUSTER_CRD.name} (AF_SUBCHARTS not set)"
 
 
 def traefik_on_node(cluster: Cluster) -> tuple[str, Path]:
@@ -479,7 +501,10 @@ class KubeGateway:
         forwards: list[subprocess.Popen] = []
         try:
             cluster.kubectl("apply", "--server-side", "-f", str(traefik_crds))
-            cluster.kubectl("apply", "-f", str(DASKCLUSTER_CRD))
+            crd, origin = daskcluster_crd()
+            print(f"DaskCluster CRD: {origin}")
+            # server-side and forced: the CRD may have been created by helm (make deploy-local) or by the other source
+            cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=crd)
             cluster.kubectl(
                 "wait",
                 "--for=condition=Established",

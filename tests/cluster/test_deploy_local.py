@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -35,16 +34,10 @@ from tests.e2e.test_tutorials_in_containers import (
 )
 from tests.servicex.test_delivery import COLUMNS, CUT, _direct
 
-from .cluster import REPO, TOOLS, Cluster, facility_chart
+from .cluster import REPO, Cluster, deploy_local, facility_chart
 from .test_chart import hub_image
 from .test_servicex_chart import NAME as SERVICEX
 from .test_servicex_chart import S3, S3_ADMIN, S3_EGRESS, S3_PORT, start_s3
-
-sys.path.insert(0, str(TOOLS))
-try:
-    import deploy_local  # tools/cluster is a script folder, not a package
-finally:
-    sys.path.pop(0)
 
 SUBCHARTS = deploy_local.subcharts_folder(None)
 pytestmark = pytest.mark.skipif(

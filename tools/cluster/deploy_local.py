@@ -106,6 +106,28 @@ def subcharts_folder(given: str | None) -> Path | None:
     return folder
 
 
+def subchart_file(subcharts: Path, chart_name: str, member: str) -> str | None:
+    """The text of `member` (a path inside the chart) of subchart `chart_name` in the folder `subcharts_folder`
+    returned, from its unpacked folder or its .tgz; None when that chart has no such file.
+
+    Example:
+        >>> subchart_file(Path("/nonexistent"), "dask-gateway", "crds/daskclusters.yaml") is None
+        True
+    """
+    unpacked = subcharts / chart_name / member
+    if unpacked.is_file():
+        return unpacked.read_text()
+    packed = subcharts / f"{chart_name}-{SUBCHART_VERSIONS[chart_name]}.tgz"
+    if not packed.is_file():
+        return None
+    with tarfile.open(packed) as archive:
+        try:
+            extracted = archive.extractfile(f"{chart_name}/{member}")
+        except KeyError:
+            return None
+        return extracted.read().decode() if extracted else None
+
+
 @contextlib.contextmanager
 def whole_chart(subcharts: Path | None) -> Iterator[Path]:
     """A copy of the chart with its subcharts in charts/: from `subcharts`, else `helm dependency update`."""
