@@ -189,6 +189,49 @@ def test_storage_refusing_the_users_token_fails_the_file_naming_it(
     assert f"{site.storage_url}/token/test/PHYSLITE_example.root" in failure["info"]
 
 
+def test_files_refused_an_outdated_token_are_sent_again_with_the_users_newer_one(
+    hub, token_service, token_workers, site, tmp_path_factory
+):
+    """A long request: its files wait for a worker while the user's token rolls over. Each file's replicas
+    refuse the token its task was sent; the client has meanwhile refreshed, so the service holds a newer token,
+    and the files are sent again with it instead of failing."""
+    from distributed import Client, Event
+
+    # rucio accepts the first token, the storage does not (no storage.read: it stands for one that expired)
+    user = _logged_in(hub, token_service, tmp_path_factory, "jdoe5", site.user_token(scope="openid profile"))
+    with Client(token_workers, timeout=30) as client:
+        gate = Event("hold-the-worker", client=client)
+        held = client.submit(
+            lambda: Event("hold-the-worker").wait(120), pure=False
+        )  # the worker's one thread
+        deadline = time.monotonic() + 30
+        while not any(client.processing().values()):
+            assert time.monotonic() < deadline, "the holding task never started"
+            time.sleep(0.1)
+        request_id = _submit_did(user.adapter(), "jdoe5-renewed", MANY)  # its files queue behind the hold
+        while len(client.run_on_scheduler(_queued, prefix=f"servicex-{request_id}-")) < COPIES:
+            assert time.monotonic() < deadline + 60, "the request's tasks were never queued"
+            time.sleep(0.1)
+        set_auth_state(hub, "jdoe5", {"access_token": site.user_token()})
+        assert user.call("GET", "/servicex").status_code == 200  # the client's next token refresh
+        gate.set()
+        assert held.result(timeout=30) is True
+    status = wait_for(user, request_id, finished, timeout=120)
+    print("files refused an outdated token, after the client's refresh:", status.status.value,
+          status.files_completed, status.files_failed)  # fmt: skip
+    assert (status.status.value, status.files_completed, status.files_failed) == ("Complete", COPIES, 0), (
+        user.failures(request_id)
+    )
+    assert f"request {request_id}: file 0: its replicas refused the token it was sent" in (
+        token_service.log.read_text()
+    )
+
+
+def _queued(dask_scheduler, prefix: str) -> list[str]:
+    """The scheduler's tasks whose key starts with `prefix` (run on the scheduler)."""
+    return [key for key in dask_scheduler.tasks if str(key).startswith(prefix)]
+
+
 def _resumed_without_the_token(hub, service, site, tmp_path_factory, name: str):
     """A request of MANY submitted by a user's client, then the service killed and started again: the request
     is resumed, the IAM token it held in memory is gone, the client's access token is still valid."""

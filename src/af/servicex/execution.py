@@ -107,15 +107,17 @@ class DaskEngine:
 
     def submit(
         self, request_id: str, idx: int, attempt: int, location: str, selection: str, fmt: str, url: str,
-        lost: int = 0, replicas: list[str] | None = None, token: BearerToken | None = None,
+        resent: int = 0, replicas: list[str] | None = None, token: BearerToken | None = None,
     ) -> Future:  # fmt: skip
-        """The file's task; a file DID's `replicas` (URLs, best first) are read with the user's `token`. The key
-        names request, file and attempt only (never an argument: no token in a key)."""
+        """The file's task; a file DID's `replicas` (URLs, best first) are read with the user's `token`;
+        `resent` counts the times this attempt was sent before (lost with its cluster, or with a token since
+        renewed). The key names request, file, attempt and resending only (never an argument: no token in a
+        key)."""
         args = [location, selection, fmt, url, cancel_flag(request_id)]
         if replicas is not None:  # only then: workers of an older image still run file lists
             args += [replicas, token]
         future = self.client.submit(
-            transform_file, *args, key=f"servicex-{request_id}-{idx}-{attempt}-{lost}", pure=False
+            transform_file, *args, key=f"servicex-{request_id}-{idx}-{attempt}-{resent}", pure=False
         )
         self.futures.setdefault(request_id, []).append(future)
         return future

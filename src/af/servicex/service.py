@@ -10,8 +10,12 @@ then, or on any other error, it is recorded as failed (`files-failed`) and the o
 A rucio DID is looked up at submission, and each of its files' replicas resolved, with the requesting user's IAM
 access token (`af.servicex.user_tokens`, `af.servicex.datasets`); the token goes to the file's task as an
 argument, the freshest one held for each attempt. A refusal of the lookup is the submission's error (HTTP 400,
-which the client shows), a refusal of a file's replicas that file's failure, each naming the DID and the server. A DID request resumed after a restart waits up to `token_wait` seconds for its owner's token
-(the owner's status calls answer 401 meanwhile, on which the client renews its token), then ends Fatal.
+which the client shows), a refusal of a file's replicas that file's failure, each naming the DID and the server.
+A file whose every replica refused the token its task was sent (it expired while the file waited for a worker,
+in a request longer than a token's life) is sent again with the owner's newer token when the client has
+refreshed it meanwhile; with no newer token, the refusal is the file's failure. A DID request resumed after a
+restart waits up to `token_wait` seconds for its owner's token (the owner's status calls answer 401 meanwhile, on
+which the client renews its token), then ends Fatal.
 
 Example:
     >>> service = ServiceX(store, objects, engine)  # doctest: +SKIP
@@ -47,6 +51,7 @@ FORMATS = {"parquet": "parquet", "root-file": "root"}
 LOST_TASK_TRIES = (
     3  # a file's task lost with its cluster (not an attempt of the file): tried again this often
 )
+TOKEN_RENEWALS = 3  # a file whose replicas refused an outdated token: sent again with a newer one this often
 
 
 class BadRequest(ValueError):
@@ -241,7 +246,7 @@ class ServiceX:
     async def _attempts(self, request: Request, task: st.FileTask, url: str) -> dict[str, Any]:
         """The file's outcome after at most 1 + retries attempts (a transient error waits, then tries again)."""
         attempts = self.engine.retries + 1
-        attempt = lost = 0
+        attempt = lost = renewed = 0
         while attempt < attempts:
             try:
                 urls, token = await self._replicas(request, task)
@@ -249,10 +254,16 @@ class ServiceX:
                 return {"error": str(error)}
             future = self.engine.submit(
                 request.request_id, task.idx, attempt, task.location, request.selection,
-                request.result_format, url, lost, urls, token,
+                request.result_format, url, lost + renewed, urls, token,
             )  # fmt: skip
             try:
-                return await future
+                outcome = await future
+                if renewed < TOKEN_RENEWALS and self._renewed_since(request, token, outcome):
+                    log.info("request %s: file %d: its replicas refused the token it was sent; again with %s's "
+                             "newer token", request.request_id, task.idx, request.owner)  # fmt: skip
+                    renewed += 1
+                    continue
+                return outcome
             except asyncio.CancelledError:
                 if self._canceled(request):
                     return {"canceled": True}
@@ -286,6 +297,16 @@ class ServiceX:
         client = self._rucio_client(request, task.location)
         urls = await asyncio.to_thread(replicas, task.location, client)
         return urls, BearerToken(self.user_tokens.token(request.owner))
+
+    def _renewed_since(self, request: Request, sent: BearerToken | None, outcome: dict[str, Any]) -> bool:
+        """Whether the file's replicas refused the token `sent` and the service now holds a newer one of the
+        owner's."""
+        if sent is None or not outcome.get("token_refused"):
+            return False
+        try:
+            return self.user_tokens.token(request.owner) != sent.value
+        except NoUserToken:
+            return False
 
     def _canceled(self, request: Request) -> bool:
         current = self.store.request(request.request_id)

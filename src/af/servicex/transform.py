@@ -248,10 +248,10 @@ def transform_file(
     token: BearerToken | None = None,
 ) -> dict[str, Any]:
     """Transform one file (a path, a URL, or a file DID read from its `replicas` with `token`) and upload the
-    output; ``{"size", "events"}``, ``{"error": text}`` or, when the request was canceled meanwhile,
-    ``{"canceled": True}`` (nothing uploaded)."""
+    output; ``{"size", "events"}``, ``{"error": text}`` (with ``"token_refused": True`` when every replica
+    refused `token`) or, when the request was canceled meanwhile, ``{"canceled": True}`` (nothing uploaded)."""
     from physlite.errors import PhysliteError
-    from physlite.io.errors import RemoteError
+    from physlite.io.errors import AccessDenied, RemoteError
 
     if canceled(cancel_flag):
         return {"canceled": True}
@@ -273,6 +273,8 @@ def transform_file(
         raise TransientError(text if location in text else f"{location}: {text}") from error
     except TransientError:
         raise
+    except AccessDenied as error:
+        return {"error": str(error), "token_refused": replicas is not None and token is not None}
     except (QueryError, PhysliteError) as error:
         return {"error": str(error)}
     except Exception as error:  # an expression's own error (NameError, TypeError, awkward's): the user's text
