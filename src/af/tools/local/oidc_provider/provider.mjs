@@ -3,11 +3,13 @@
 // A real OIDC implementation (npm oidc-provider) with a login form that checks passwords, demo accounts whose
 // `groups` and `wlcg.groups` claims look like IAM's, and one confidential client (the hub). Logout at the hub ends the
 // session here too (RP-initiated logout: end_session_endpoint, with the hub's post-logout redirect registered).
+// Access tokens are JWTs (RS256, signed with the provider's key, audience `access_token_audience`), as IAM issues
+// them, so that relying services (rucio) validate them themselves; as at IAM, userinfo accepts them too.
 // Usage: node provider.mjs CONFIG.json   (the file is written by `af.tools.local`; it holds the demo passwords)
 //
 // CONFIG.json: {"issuer": "http://127.0.0.1:5556", "host": "127.0.0.1", "port": 5556,
 //   "node_modules": "/path/to/node_modules" (where npm installed oidc-provider; this script may live elsewhere),
-//   "keys_file": "state/oidc/keys.json", "access_token_ttl": 600,
+//   "keys_file": "state/oidc/keys.json", "access_token_ttl": 600, "access_token_audience": "rucio",
 //   "clients": [{"client_id": ..., "client_secret": ..., "redirect_uris": [...], "post_logout_redirect_uris": [...]}],
 //   "accounts": {"alice": {"password": ..., "email": ..., "groups": ["atlas"]}}}
 import crypto from 'node:crypto';
@@ -60,6 +62,56 @@ function accountClaims(username, account) {
     groups,
     'wlcg.groups': groups.map((g) => `/${g}`),
   };
+}
+
+// The claims of `scopes` (a set) from `claims`, as userinfo answers them.
+function claimsOfScopes(scopeClaims, scopes, claims) {
+  const names = new Set([...scopes].flatMap((scope) => scopeClaims[scope] || []));
+  return Object.fromEntries(Object.entries(claims).filter(([name]) => names.has(name)));
+}
+
+// The payload of a JWT access token this provider signed and that is still valid, else undefined.
+// oidc-provider's userinfo refuses tokens with an audience; IAM's userinfo accepts its JWT access tokens.
+function verifiedAccessToken(token, publicKeys, issuer) {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  let header;
+  let payload;
+  try {
+    header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
+    payload = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const key = publicKeys.get(header.kid);
+  if (header.alg !== 'RS256' || !key) return undefined;
+  const signed = crypto.verify('sha256', Buffer.from(`${parts[0]}.${parts[1]}`), key, Buffer.from(parts[2], 'base64url'));
+  const now = Math.floor(Date.now() / 1000);
+  if (!signed || payload.iss !== issuer || !(payload.exp > now)) return undefined;
+  return payload;
+}
+
+function sendJson(res, status, body, headers = {}) {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.end(JSON.stringify(body));
+}
+
+// userinfo for JWT access tokens (GET or POST with the bearer header); opaque tokens go to oidc-provider.
+function jwtUserinfo(req, res, { publicKeys, issuer, accounts, scopeClaims }) {
+  const [kind, token] = (req.headers.authorization || '').split(' ');
+  if (kind?.toLowerCase() !== 'bearer' || !token || token.split('.').length !== 3) return false;
+  const payload = verifiedAccessToken(token, publicKeys, issuer);
+  const scopes = new Set((payload?.scope || '').split(' '));
+  const account = payload && accounts[payload.sub];
+  if (!account || !scopes.has('openid')) {
+    sendJson(res, 401, { error: 'invalid_token' }, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+    return true;
+  }
+  sendJson(res, 200, claimsOfScopes(scopeClaims, scopes, accountClaims(payload.sub, account)));
+  return true;
 }
 
 function escapeHtml(text) {
@@ -158,6 +210,12 @@ async function main() {
     email: ['email', 'email_verified'],
     'wlcg.groups': ['wlcg.groups'],
   };
+  const scopes = ['openid', 'offline_access', ...Object.keys(scopeClaims)];
+  const audience = config.access_token_audience || 'rucio';
+  const resource = 'urn:af:access-tokens'; // the one resource indicator (an absolute URI); its audience differs
+  const publicKeys = new Map(
+    keys.jwks.keys.map((jwk) => [jwk.kid, crypto.createPublicKey({ key: jwk, format: 'jwk' })]),
+  );
 
   const provider = new Provider(config.issuer, {
     clients: config.clients.map((client) => ({
@@ -172,10 +230,26 @@ async function main() {
     jwks: keys.jwks,
     cookies: { keys: keys.cookies },
     claims: scopeClaims,
-    scopes: ['openid', 'offline_access', ...Object.keys(scopeClaims)],
+    scopes,
     conformIdTokenClaims: false,
     clockTolerance: 0,
-    features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true, logoutSource } },
+    features: {
+      devInteractions: { enabled: false },
+      rpInitiatedLogout: { enabled: true, logoutSource },
+      // every access token is for `audience` (one resource server), a JWT, also after a refresh
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => resource,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async () => ({
+          scope: scopes.join(' '),
+          audience,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: config.access_token_ttl || 600,
+          jwt: { sign: { alg: 'RS256' } },
+        }),
+      },
+    },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     ttl: { AccessToken: config.access_token_ttl || 600, IdToken: 3600, RefreshToken: 14 * 24 * 3600 },
     async findAccount(_ctx, sub) {
@@ -198,14 +272,19 @@ async function main() {
         clientId: ctx.oidc.client.clientId,
         accountId: ctx.oidc.session.accountId,
       });
-      grant.addOIDCScope([...ctx.oidc.requestParamScopes].join(' '));
+      const requested = [...ctx.oidc.requestParamScopes].join(' ');
+      grant.addOIDCScope(requested);
+      grant.addResourceScope(resource, requested);
       await grant.save();
       return grant;
     },
   });
 
   const callback = provider.callback();
+  const userinfoPath = '/me'; // oidc-provider's default route, announced as userinfo_endpoint
+  const userinfoContext = { publicKeys, issuer: config.issuer, accounts, scopeClaims };
   const server = http.createServer((req, res) => {
+    if (req.url.split('?')[0] === userinfoPath && jwtUserinfo(req, res, userinfoContext)) return;
     if (req.url.startsWith('/interaction/')) {
       handleInteraction(provider, accounts, req, res).catch((err) => {
         console.error(`interaction failed: ${err.message}`);
