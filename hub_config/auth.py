@@ -114,6 +114,10 @@ def configure_auth(c: Any, settings: Settings, discovery: Mapping[str, str] | No
     generic.scope = list(auth.scopes)
     generic.username_claim = auth.username_claim
     generic.basic_auth = True
+    # urllib (discover_endpoints) reads $SSL_CERT_FILE itself, tornado's curl client does not: an IAM whose CA is
+    # not the system's (the local facility's https development IAM) is trusted through it for every request
+    if os.environ.get("SSL_CERT_FILE"):
+        generic.http_request_kwargs = {"ca_certs": os.environ["SSL_CERT_FILE"]}
     generic.login_service = "ATLAS IAM"
     generic.manage_groups = True
     generic.auth_state_groups_key = groups_from_auth_state

@@ -8,7 +8,11 @@ One nginx (https, certificate of servers.common) fronts three services:
   `SUB=..., ISS=...` of account `jdoe`) and X509 (nginx verifies the client certificate against the test CA
   and passes its legacy-format DN to rucio's x509 endpoint, which strips the proxy CN);
 - storage: /token/<file> only with a bearer token the validator accepts (nginx `auth_request`), /x509/<file>
-  only with a client certificate signed by the test CA.
+  only with a client certificate signed by the test CA, /open/<file> to anyone.
+
+Options: `issuers` are further OIDC issuers rucio trusts (e.g. the local facility's development IAM; accounts of
+their users with `add_token_account`); `certificate` is the (certificate, key) of every https endpoint instead
+of a new self-signed one (e.g. one that the facility trusts too, with more addresses).
 
 rucio has a second entry, `rucio_grid_url`, where its backend terminates TLS itself with proxy certificates
 allowed (nginx cannot verify real RFC 3820 proxies, see servers.grid_proxy): the uploaded proxy of the
@@ -26,6 +30,7 @@ import os
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +104,9 @@ http {{
             if ($ssl_client_verify != SUCCESS) {{ return 403; }}
             alias {root}/;
         }}
+        location /open/ {{
+            alias {root}/;
+        }}
     }}
 }}
 """
@@ -170,12 +178,14 @@ class SecureSite:
                 os.environ["RUCIO_CONFIG"] = previous
             clean_cached_config()
 
-    def add_rse(self, rse: str, scheme: str, port: int, prefix: str, files: list[Path]) -> None:
-        """Register RSE `rse` (scheme://127.0.0.1:port + prefix + test/<name>) holding a replica of `files`."""
+    def add_rse(
+        self, rse: str, scheme: str, port: int, prefix: str, files: list[Path], hostname: str = "127.0.0.1"
+    ) -> None:
+        """Register RSE `rse` (scheme://hostname:port + prefix + test/<name>) holding a replica of `files`."""
         admin = self.admin()
         domains = {"lan": {"read": 1, "write": 1, "delete": 1}, "wan": {"read": 1, "write": 1, "delete": 1}}
         admin.add_rse(rse)
-        protocol = {"scheme": scheme, "hostname": "127.0.0.1", "port": port, "prefix": prefix}
+        protocol = {"scheme": scheme, "hostname": hostname, "port": port, "prefix": prefix}
         admin.add_protocol(rse, {**protocol, "impl": "rucio.rse.protocols.gfal.Default", "domains": domains})
         for path in files:
             replica = {
@@ -185,6 +195,13 @@ class SecureSite:
                 "adler32": "00000001",
             }
             admin.add_replicas(rse, [replica])
+
+    def add_token_account(self, account: str, subject: str, issuer: str) -> None:
+        """Account `account` whose identity is the token subject `subject` of `issuer` (one of `issuers`)."""
+        admin = self.admin()
+        email = f"{account}@example.org"
+        admin.add_account(account, "USER", email)
+        admin.add_identity(account, f"SUB={subject}, ISS={issuer}", "OIDC", email, default=True)
 
     def user_token(self, **claims) -> str:
         """An access token of jdoe, as the facility hands it to the user's server (see TokenIssuer.issue)."""
@@ -227,27 +244,34 @@ def _register(site: SecureSite, files: list[Path]) -> None:
     site.add_rse("X509_DISK", "https", port, "/x509/", files)
 
 
-def start_secure_site(run: Path, root: Path, files: list[Path]) -> SecureSite:
-    """Start the site in `run`, serving `root` (whose `test/` holds `files`), and register the files in rucio.
+def start_secure_site(
+    run: Path,
+    root: Path,
+    files: list[Path],
+    issuers: Sequence[str] = (),
+    certificate: tuple[Path, Path] | None = None,
+) -> SecureSite:
+    """Start the site in `run`, serving `root` (whose `test/` holds `files`), and register the files in rucio
+    (`issuers`, `certificate`: see the module's docstring).
 
     rucio's client library caches its configuration per process: callers clear it (clean_cached_config)
     before and after using the site."""
     run.mkdir(parents=True, exist_ok=True)
-    cert, key = self_signed_certificate(run)
+    cert, key = certificate or self_signed_certificate(run)
     grid = make_grid_credentials(run / "grid")
     issuer_port, rucio_port, storage_port, grid_port = free_port(), free_port(), free_port(), free_port()
     issuer = TokenIssuer(f"https://127.0.0.1:{issuer_port}")
     issuer.publish(run / "issuer")
 
     # rucio's OIDC clients per issuer; validating access tokens needs only the issuer (discovery and JWKS)
-    client = {"client_id": "rucio", "client_secret": "not-used"}
+    client = {
+        "client_id": "rucio",
+        "client_secret": "not-used",
+        "redirect_uris": [f"https://127.0.0.1:{rucio_port}/auth/oidc_token"],
+    }
     secrets = {
-        "test-iam": {
-            "issuer": issuer.issuer,
-            **client,
-            "redirect_uris": [f"https://127.0.0.1:{rucio_port}/auth/oidc_token"],
-            "SCIM": client,
-        }
+        name: {"issuer": url, **client, "SCIM": client}
+        for name, url in [("test-iam", issuer.issuer)] + [(f"issuer-{i}", u) for i, u in enumerate(issuers)]
     }
     (run / "idpsecrets.json").write_text(json.dumps(secrets))
     environment = bootstrap_rucio(run, OIDC_CONFIG.format(run=run))

@@ -72,6 +72,11 @@ if containers:
         "AF_FACILITY_ID": os.environ["AF_FACILITY_ID"],
         **({"AF_EXAMPLE_DATA": example_data} if example_data else {}),
     }
+    # CAs of https storage beyond the image's (e.g. the grid's IGTF folder), from LocalFacility(trusted_ca_dir=)
+    ca_dir = os.environ.get("AF_TRUSTED_CA_DIR")
+    if ca_dir:
+        c.ContainerBackend.data_folders = [*c.ContainerBackend.data_folders, ca_dir]
+        c.ContainerBackend.environment = {**c.ContainerBackend.environment, "X509_CERT_DIR": ca_dir}
     # the image's own dask
     c.ClusterConfig.scheduler_cmd = ["dask", "scheduler"]
     c.ClusterConfig.worker_cmd = ["dask", "worker"]

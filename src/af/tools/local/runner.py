@@ -29,6 +29,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -141,14 +142,21 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _wait_http(url: str, timeout: float, check: Callable[[], None], limit: int = 500) -> None:
-    """Wait until `url` answers with a status below `limit` (any answer but a server error by default)."""
+def _wait_http(
+    url: str,
+    timeout: float,
+    check: Callable[[], None],
+    limit: int = 500,
+    context: ssl.SSLContext | None = None,
+) -> None:
+    """Wait until `url` answers with a status below `limit` (any answer but a server error by default);
+    `context` verifies https."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         check()
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(url, timeout=5, context=context) as response:
                 if response.status < limit:
                     return
         except urllib.error.HTTPError as err:
@@ -225,7 +233,14 @@ class LocalFacility:
         settings_overrides: Mapping[str, Any] | None = None,
         access_token_ttl: int = 600,
         containers: ContainerMode | None = None,
+        iam_certificate: tuple[Path, Path] | None = None,
+        trusted_ca_dir: Path | None = None,
     ):
+        """`iam_certificate` (certificate, key): the development IAM serves https with them and its issuer is
+        https://… (relying services such as rucio accept only https issuers); the components trust the
+        certificate besides the system's CAs. `trusted_ca_dir`: a CA folder in OpenSSL's hashed layout (as the
+        grid's /etc/grid-security/certificates) that dask workers in containers trust for https storage
+        (mounted read-only at the same path, named by X509_CERT_DIR)."""
         self.state_dir = Path(state_dir).resolve()
         self.tutorials = Path(tutorials).resolve() if tutorials is not None else None
         self.node_modules = Path(node_modules).resolve()
@@ -235,6 +250,8 @@ class LocalFacility:
         self.settings_overrides = dict(settings_overrides or {})
         self.access_token_ttl = access_token_ttl
         self.containers = containers
+        self.iam_certificate = iam_certificate
+        self.trusted_ca_dir = Path(trusted_ca_dir).resolve() if trusted_ca_dir else None
         # the facility's own ServiceX, unless an external endpoint is given
         self.servicex = "servicex.endpoint" not in self.settings_overrides
         saved = _read_json(self.state_dir / "ports.json", None)
@@ -265,7 +282,17 @@ class LocalFacility:
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.ports.oidc}"
+        scheme = "https" if self.iam_certificate else "http"
+        return f"{scheme}://127.0.0.1:{self.ports.oidc}"
+
+    @property
+    def trusted_cas(self) -> Path | None:
+        """With `iam_certificate`: the system's CA bundle plus that certificate (the components' SSL_CERT_FILE)."""
+        return self.state_dir / "oidc" / "trusted-cas.pem" if self.iam_certificate else None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """What verifies the facility's https endpoints (the IAM's with `iam_certificate`)."""
+        return ssl.create_default_context(cafile=str(self.trusted_cas) if self.trusted_cas else None)
 
     def secrets(self) -> dict[str, str]:
         """The generated secrets of this state folder (created on first use, kept across restarts)."""
@@ -329,7 +356,16 @@ class LocalFacility:
             node[leaf] = value
         return settings
 
+    def _check_trusted_ca_dir(self) -> None:
+        folder = self.trusted_ca_dir
+        if folder is not None and not (folder.is_dir() and any(folder.glob("*.[0-9]"))):
+            raise FacilityError(
+                f"trusted CA folder {folder}: not a folder of hashed CA certificates (<hash>.0, as made by "
+                "`openssl rehash`)"
+            )
+
     def _prepare(self) -> dict[str, str]:
+        self._check_trusted_ca_dir()
         for sub in ("logs", "hub", "gateway/clusters", "oidc", "homes", "servicex/s3"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
@@ -349,6 +385,7 @@ class LocalFacility:
             "keys_file": str(self.state_dir / "oidc" / "keys.json"),
             "node_modules": str(self.node_modules),
             "access_token_ttl": self.access_token_ttl,
+            **self._iam_tls(),
             "clients": [
                 {
                     "client_id": "jupyterhub-local",
@@ -364,6 +401,16 @@ class LocalFacility:
         }
         _write_private(self.state_dir / "oidc" / "config.json", json.dumps(provider_config, indent=1))
         return values
+
+    def _iam_tls(self) -> dict[str, str]:
+        """The provider's https settings (none without `iam_certificate`); writes `trusted_cas`."""
+        if not self.iam_certificate:
+            return {}
+        cert, key = (Path(p).resolve() for p in self.iam_certificate)
+        paths = ssl.get_default_verify_paths()
+        system = Path(paths.cafile or paths.openssl_cafile)
+        self.trusted_cas.write_text(system.read_text() + "\n" + cert.read_text())
+        return {"tls_cert": str(cert), "tls_key": str(key)}
 
     def environment(self, component: str = "") -> dict[str, str]:
         """Environment of a component (secrets, ports, settings file, and the marker used by `down`)."""
@@ -394,6 +441,10 @@ class LocalFacility:
             env[EXAMPLE_DATA] = str(self.example_data)
         if self.containers:
             env.update(self.containers.environment(self.state_dir))
+        if self.trusted_cas:
+            env["SSL_CERT_FILE"] = str(self.trusted_cas)
+        if self.trusted_ca_dir:
+            env["AF_TRUSTED_CA_DIR"] = str(self.trusted_ca_dir)
         if component in ("gateway", "guard"):
             env["JUPYTERHUB_API_TOKEN"] = values["gateway_token"]
         env.update(servicex.environment(component, values))
@@ -478,7 +529,8 @@ class LocalFacility:
                 wait_api_service(self.containers.socket(self.state_dir), timeout, check)
             else:
                 # The proxy's API answers 403 without its token; the others must answer 200.
-                _wait_http(self._ready_urls()[name], timeout, check, limit=500 if name == "proxy" else 300)
+                limit = 500 if name == "proxy" else 300
+                _wait_http(self._ready_urls()[name], timeout, check, limit, self.ssl_context())
         except (FacilityError, ContainerError) as err:
             raise FacilityError(f"{name} did not start: {err} (log: {log_path})") from None
         return process.pid

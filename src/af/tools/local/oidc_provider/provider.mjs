@@ -10,11 +10,14 @@
 // CONFIG.json: {"issuer": "http://127.0.0.1:5556", "host": "127.0.0.1", "port": 5556,
 //   "node_modules": "/path/to/node_modules" (where npm installed oidc-provider; this script may live elsewhere),
 //   "keys_file": "state/oidc/keys.json", "access_token_ttl": 600, "access_token_audience": "rucio",
+//   "tls_cert": "cert.pem", "tls_key": "key.pem" (optional: https, for relying services that accept only https
+//   issuers, such as rucio),
 //   "clients": [{"client_id": ..., "client_secret": ..., "redirect_uris": [...], "post_logout_redirect_uris": [...]}],
 //   "accounts": {"alice": {"password": ..., "email": ..., "groups": ["atlas"]}}}
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -283,7 +286,8 @@ async function main() {
   const callback = provider.callback();
   const userinfoPath = '/me'; // oidc-provider's default route, announced as userinfo_endpoint
   const userinfoContext = { publicKeys, issuer: config.issuer, accounts, scopeClaims };
-  const server = http.createServer((req, res) => {
+  const tls = config.tls_cert ? { cert: fs.readFileSync(config.tls_cert), key: fs.readFileSync(config.tls_key) } : null;
+  const handler = (req, res) => {
     if (req.url.split('?')[0] === userinfoPath && jwtUserinfo(req, res, userinfoContext)) return;
     if (req.url.startsWith('/interaction/')) {
       handleInteraction(provider, accounts, req, res).catch((err) => {
@@ -293,7 +297,8 @@ async function main() {
       return;
     }
     callback(req, res);
-  });
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
   server.listen(config.port, config.host, () => {
     console.log(`development OIDC provider listening on ${config.issuer}`);
   });
