@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from af.tools.local.ports import Ports
-from af.tools.local.runner import LocalFacility
+from af.tools.local.runner import FacilityError, LocalFacility
 from hub_config.container_spawner import HOST_LOOPBACK_IN_CONTAINER
 from tests.e2e.conftest import BUILD, Hub, container_mode, http_login
 from tests.e2e.test_isolation import run, start_server, stop_server
@@ -142,8 +142,21 @@ def test_alice_gets_a_did_with_her_iam_token_and_bob_is_refused(did_facility):
     print("alice's client delivered from rucio:", alice)
     assert alice["error"] == "" and alice["files"], alice
     assert alice["equal"] and alice["events"] == alice["direct_events"] > 0, alice
+    # the workers read the replica the containers reach (10.0.2.2), over https with the CA of trusted_ca_dir
+    reads = [line for line in (site.run / "access.log").read_text().splitlines() if "/open/test/" in line]
+    assert any(line.split('"')[2].split()[0] in ("200", "206") for line in reads), reads
 
     bob = deliver_as(facility, hub, "bob")
     print("bob's client:", bob)
     assert bob["files"] == [] and DATASET in bob["error"], bob
     assert f"the rucio server {site.rucio_url} refused the bearer token" in bob["error"], bob
+
+
+def test_a_trusted_ca_dir_without_hashed_certificates_is_refused_naming_it(tmp_path):
+    folder = tmp_path / "cas"
+    folder.mkdir()
+    (folder / "ca.pem").write_text("not hashed")
+    facility = LocalFacility(tmp_path / "state", ports=Ports.free(), trusted_ca_dir=folder)
+    with pytest.raises(FacilityError, match=f"trusted CA folder {folder}: not a folder of hashed CA"):
+        facility.up()
+    assert facility.pids() == {}, "nothing may have been started"
