@@ -16,8 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from af.tools.cli import main
 from af.tools.local.ports import Ports
-from af.tools.local.runner import FacilityError, LocalFacility
+from af.tools.local.runner import LocalFacility
 from hub_config.container_spawner import HOST_LOOPBACK_IN_CONTAINER
 from tests.e2e.conftest import BUILD, Hub, container_mode, http_login
 from tests.e2e.test_isolation import run, start_server, stop_server
@@ -152,11 +153,11 @@ def test_alice_gets_a_did_with_her_iam_token_and_bob_is_refused(did_facility):
     assert f"the rucio server {site.rucio_url} refused the bearer token" in bob["error"], bob
 
 
-def test_a_trusted_ca_dir_without_hashed_certificates_is_refused_naming_it(tmp_path):
+def test_af_up_refuses_a_trusted_ca_dir_without_hashed_certificates_naming_it(tmp_path, capsys):
     folder = tmp_path / "cas"
     folder.mkdir()
     (folder / "ca.pem").write_text("not hashed")
-    facility = LocalFacility(tmp_path / "state", ports=Ports.free(), trusted_ca_dir=folder)
-    with pytest.raises(FacilityError, match=f"trusted CA folder {folder}: not a folder of hashed CA"):
-        facility.up()
-    assert facility.pids() == {}, "nothing may have been started"
+    state = tmp_path / "state"
+    assert main(["up", "--processes", "--state", str(state), "--trusted-ca-dir", str(folder)]) == 1
+    assert f"af up: trusted CA folder {folder}: not a folder of hashed CA" in capsys.readouterr().err
+    assert LocalFacility(state).pids() == {}, "nothing may have been started"

@@ -35,6 +35,8 @@ def _up(args: argparse.Namespace) -> int:
         node_modules=Path(args.node_modules),
         example_data=Path(args.example_data) if args.example_data else None,
         containers=containers,
+        iam_certificate=tuple(Path(p) for p in args.iam_tls) if args.iam_tls else None,
+        trusted_ca_dir=Path(args.trusted_ca_dir) if args.trusted_ca_dir else None,
     )
     try:
         facility.up()
@@ -121,6 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
                 "--containers-conf",
                 default="images/containers.conf",
                 help="podman's CONTAINERS_CONF (default: images/containers.conf)",
+            )
+            command.add_argument(
+                "--iam-tls",
+                nargs=2,
+                metavar=("CERT", "KEY"),
+                help="serve the development IAM over https with this certificate and key (a rucio server "
+                "accepts only https token issuers; see docs/admin.md)",
+            )
+            command.add_argument(
+                "--trusted-ca-dir",
+                default="",
+                help="folder of hashed CA certificates (<hash>.0, e.g. /etc/grid-security/certificates) that "
+                "dask workers in containers trust for https storage (default: the image's CAs only)",
             )
     health = sub.add_parser("health", help="end-to-end health check of a facility through the hub API")
     health.add_argument("--url", required=True, help="public URL of the hub, e.g. http://127.0.0.1:8000")
