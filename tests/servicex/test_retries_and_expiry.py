@@ -51,7 +51,9 @@ def test_file_of_a_revived_server_is_retried_and_a_dead_one_fails(alice, service
     print("retried to success:", bucket_objects(status), "| failed for good:", failure["info"])
     assert (status.status.value, status.files_completed, status.files_failed) == ("Complete", 1, 1)
     assert failure["file-path"] == dead
-    assert "HTTP 503" in failure["info"] and "after 3 attempts" in failure["info"], failure
+    assert "HTTP 503" in failure["info"] and "(the service tried the file 3 times)" in failure["info"], (
+        failure
+    )
     [name] = bucket_objects(status)
     assert name.endswith(f"_{r22_path.name}.parquet")
 

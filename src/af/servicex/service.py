@@ -270,7 +270,7 @@ class ServiceX:
                 raise
             except TransientError as error:
                 if attempt + 1 == attempts:
-                    return {"error": f"{error} (after {attempts} attempts)"}
+                    return {"error": f"{error} (the service tried the file {attempts} times)"}
                 delay = self.retry_delay * 2**attempt
                 log.info(
                     "request %s: file %d: transient error (%s); attempt %d of %d in %.0f s",
