@@ -28,7 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hub_config import auth, culling, gateway, profiles, services, servicex
+from hub_config import auth, culling, gateway, grid_ca, profiles, services, servicex
 from hub_config.settings_schema import Settings
 
 __all__ = ["configure"]
@@ -79,6 +79,8 @@ def configure(c: Any, settings: Settings, discovery: dict[str, str] | None = Non
     environment = dict(_configured(spawner_section, "environment", {}))
     environment.update(gateway.user_environment(settings.gateway))
     environment.update(servicex.user_environment(settings))
+    if settings.platform == "kubernetes":
+        environment.update(grid_ca.environment(settings.grid_ca))
     spawner_section.environment = environment
     args = list(_configured(spawner_section, "args", []))
     if not any(arg.startswith("--ServerApp.terminado_settings") for arg in args):
@@ -91,6 +93,14 @@ def configure(c: Any, settings: Settings, discovery: dict[str, str] | None = Non
 
     if settings.platform == "kubernetes":
         c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+        if settings.grid_ca.configmap:
+            # beside the volumes z2jh configured (the home's claim, singleuser.storage.extraVolumes)
+            c.KubeSpawner.volumes = _merge_by_name(
+                _configured(c.KubeSpawner, "volumes", []), grid_ca.volumes(settings.grid_ca)
+            )
+            c.KubeSpawner.volume_mounts = _merge_by_name(
+                _configured(c.KubeSpawner, "volume_mounts", []), grid_ca.volume_mounts(settings.grid_ca)
+            )
         if servicex.endpoint(settings):
             # The hub cannot write into the user's volume: the server writes ~/servicex.yaml itself at start.
             c.KubeSpawner.lifecycle_hooks = {

@@ -36,6 +36,8 @@ _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 _HTTP_URL = r"^https?://[^/\s]+"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _SLUG = r"^[a-z0-9][a-z0-9-]*$"
+# a Kubernetes object name such as a ConfigMap's (DNS-1123 subdomain)
+_DNS_1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 class KeyedValueError(ValueError):
@@ -159,6 +161,7 @@ HttpUrl = _matching(_HTTP_URL, "an http(s):// URL")
 OptionalHttpUrl = _matching(_HTTP_URL, "an http(s):// URL or ''", empty=True)
 EnvName = _matching(_ENV_NAME, "an environment variable name")
 Slug = _matching(_SLUG, "a slug like 'standard' (a-z, 0-9, -)")
+ObjectName = _matching(_DNS_1123, "a Kubernetes object name (DNS-1123: a-z, 0-9, '-', '.')", empty=True)
 UrlPath = _matching("^/", "a URL path starting with '/'")
 Groups = Annotated[list[NonEmpty], AfterValidator(_strip_slash)]
 
@@ -401,6 +404,18 @@ class TutorialsSettings(Section):
     source: str = Field("", description="Local platform: folder whose *.ipynb are copied into each new home.")
 
 
+class GridCaSettings(Section):
+    """Grid certificate authorities (IGTF) for https storage, which the images' system CAs lack (Kubernetes)."""
+
+    configmap: ObjectName = Field(
+        "",
+        description="A ConfigMap in the facility's namespace holding a CA folder in OpenSSL's hashed layout "
+        "(`<hash>.0` files, as /etc/grid-security/certificates), created by the admin; mounted read-only at "
+        "/etc/grid-security/certificates with X509_CERT_DIR pointing there in users' servers and dask-gateway's "
+        "schedulers and workers (ServiceX transforms read replicas there). Empty: none.",
+    )
+
+
 class LocalSettings(Section):
     """Only read when platform is `local`."""
 
@@ -429,6 +444,7 @@ class Settings(Section):
     tutorials: TutorialsSettings = Field(
         default_factory=TutorialsSettings, description=TutorialsSettings.__doc__
     )
+    grid_ca: GridCaSettings = Field(default_factory=GridCaSettings, description=GridCaSettings.__doc__)
     local: LocalSettings = Field(default_factory=LocalSettings, description=LocalSettings.__doc__)
 
     @property

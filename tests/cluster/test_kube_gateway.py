@@ -4,7 +4,8 @@ cluster gets real scheduler and worker pods of the notebook image (uid 1000), co
 the example PHYSLITE files with the counts of a local run (also when one of its worker pods is killed in the
 middle), scales, obeys the per-user totals of gateway.limits (enforced by our code against the DaskCluster objects
 and pods of the Kubernetes API: a trimmed cluster grows when the user's other cluster shrinks), survives a restart
-of the gateway's API server, and its pods go when it shuts down. The tests run in this order and share the user's
+of the gateway's API server, and its pods go when it shuts down. With ``grid_ca.configmap`` its pods trust the
+grid CA folder of that ConfigMap: they read an https file whose certificate only that folder vouches for. The tests run in this order and share the user's
 first cluster. Every call that could wait for ever has a deadline (`within`, `wait_until`, pytest-timeout)."""
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ from tests.conftest import R22_FILE, require_data_file
 
 from .cluster import REPO, Cluster
 from .gateway import KubeGateway
+from .https_storage import CONTENT, serve_https_with_test_ca
 
 NAMESPACE = "gateway-test"
 USER = "alice"
 # totals small enough to be reached with pods that fit on the two-core node (their requests are 100m each)
 LIMITS = {"max_clusters": 2, "max_workers": 3, "max_cores": 100, "max_memory": "16G"}
-SETTINGS = {"gateway": {"limits": LIMITS, "worker": {"cores": 1, "memory": "1G"}}}
+GRID_CA = "grid-ca-bundle"  # as in flux/deploy/staging
+SETTINGS = {
+    "gateway": {"limits": LIMITS, "worker": {"cores": 1, "memory": "1G"}},
+    "grid_ca": {"configmap": GRID_CA},
+}
 WAIT = 240  # seconds: a pod of the 2 GB notebook image starts in seconds once the image is on the node
 # every test has a deadline (pytest-timeout) below the project's 900 s: a hung call fails its test, not the run
 pytestmark = pytest.mark.timeout(600)
@@ -46,7 +52,16 @@ def kube_gateway(cluster: Cluster):
 
 
 @pytest.fixture(scope="module")
-def first(kube_gateway: KubeGateway):
+def storage_url(kube_gateway: KubeGateway, tmp_path_factory) -> str:
+    """An https file in the cluster whose certificate only the CA in the ConfigMap GRID_CA vouches for (made
+    before the first cluster: its pods mount that ConfigMap)."""
+    image = kube_gateway.settings["profiles"][0]["image"]
+    folder = tmp_path_factory.mktemp("grid-ca")
+    return serve_https_with_test_ca(kube_gateway.cluster, NAMESPACE, GRID_CA, image, folder)
+
+
+@pytest.fixture(scope="module")
+def first(kube_gateway: KubeGateway, storage_url: str):
     """alice's first cluster with two workers, and how long that took (new_cluster to both workers connected)."""
     gateway = kube_gateway.gateway(USER)
     started = time.monotonic()
@@ -155,6 +170,42 @@ def test_scheduler_and_workers_are_pods_of_the_notebook_image_as_uid_1000(kube_g
         p["metadata"]["name"] for p in workers
     )
     assert client.run_on_scheduler(os.getuid) == 1000
+
+
+def test_schedulers_and_workers_trust_the_grid_ca_folder_of_the_setting(kube_gateway, first, storage_url):
+    """grid_ca.configmap: the pods mount the CA folder read-only at /etc/grid-security/certificates with
+    X509_CERT_DIR, and physlite's https (its TLS context) reads a file served with a certificate of that CA; the
+    same read without X509_CERT_DIR (what a pod without the setting has: the image's system CAs) is refused."""
+    dask_cluster, client = first
+    folder = "/etc/grid-security/certificates"
+    for pod in running_pods(kube_gateway, "dask-worker", dask_cluster.name):
+        [container] = pod["spec"]["containers"]
+        assert {"name": "X509_CERT_DIR", "value": folder} in container["env"]
+        [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
+        assert mount["readOnly"] is True
+        [volume] = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
+        assert volume["configMap"]["name"] == GRID_CA
+
+    def read(url: str, trust_grid_ca: bool) -> str:
+        import os
+        import urllib.request
+
+        from physlite.io.connections import tls_context
+
+        cert_dir = os.environ.pop("X509_CERT_DIR", None) if not trust_grid_ca else None
+        try:
+            with urllib.request.urlopen(url, timeout=30, context=tls_context(None, True, None)) as answer:
+                return answer.read().decode()
+        except OSError as error:
+            return f"error: {error}"
+        finally:
+            if cert_dir is not None:
+                os.environ["X509_CERT_DIR"] = cert_dir
+
+    assert set(client.run(read, storage_url, True).values()) == {CONTENT}
+    assert client.run_on_scheduler(read, storage_url, True) == CONTENT
+    for answer in client.run(read, storage_url, False).values():
+        assert "CERTIFICATE_VERIFY_FAILED" in answer or "certificate verify failed" in answer, answer
 
 
 def assert_same_result(on_pods: AnalysisResult, local: AnalysisResult) -> None:

@@ -7,6 +7,7 @@ config file): hub authentication, cluster options, per-user limits and cluster i
   request body that is not a JSON object is a 400, not a 500);
 - the backend class is wrapped by `af.gateway.limits.limit_per_user`: ``gateway.limits`` (clusters,
   workers, cores, memory) are totals over all of one user's clusters, not only per cluster;
+- ``grid_ca.configmap``: the grid CA folder and X509_CERT_DIR in KubeBackend's scheduler and worker pods;
 - cluster options: worker cores and memory (bounded by ``gateway.limits``) and extra environment variables.
 
 Example (dask_gateway_config.py):
@@ -26,6 +27,7 @@ from dask_gateway_server.options import Mapping as MappingOption
 from af.gateway.limits import PerUserLimits, UserLimits, limit_per_user
 from af.gateway.request_bodies import json_object_bodies
 from hub_config.gateway import SERVICE_NAME, service_prefix
+from hub_config.grid_ca import with_grid_ca
 from hub_config.settings import Settings
 from hub_config.settings_schema import GatewaySettings, memory_bytes
 
@@ -122,3 +124,19 @@ def configure_gateway_server(c: Any, settings: Settings, hub_api_url: str, backe
     c.ClusterConfig.cluster_max_workers = totals.workers
     c.ClusterConfig.cluster_max_cores = totals.cores
     c.ClusterConfig.cluster_max_memory = totals.memory
+    add_grid_ca(c.KubeClusterConfig, settings)
+
+
+def add_grid_ca(section: Any, settings: Settings) -> None:
+    """``grid_ca.configmap`` in the scheduler and worker pods of KubeBackend (`section`: c.KubeClusterConfig),
+    added to the extra pod and container config already there (the chart's backend.scheduler/worker values)."""
+    if not settings.grid_ca.configmap:
+        return
+    for role in ("scheduler", "worker"):
+        pod_key, container_key = f"{role}_extra_pod_config", f"{role}_extra_container_config"
+        pod, container = with_grid_ca(
+            settings.grid_ca,
+            section.get(pod_key, {}),
+            section.get(container_key, {}),
+        )
+        section[pod_key], section[container_key] = pod, container
