@@ -230,6 +230,30 @@ def test_user_pods_of_each_profile_are_made_by_kubespawner_and_judged(real_repo,
     assert "prod.yaml: settings.gateway.address: user pods get None" in messages
 
 
+def test_user_pods_mount_the_grid_ca_folder_beside_z2jhs_volumes(real_repo, tmp_path) -> None:
+    """full.yaml sets settings.grid_ca.configmap: KubeSpawner's pods (z2jh's singleuser values applied before our
+    hub file, as z2jh does) carry its volume and mount; a pod without them is named."""
+    from af.tools.check import startup
+
+    with standalone_copy(real_repo) as chart_dir:
+        rendered, _ = render(real_repo, chart_dir, real_repo.root / FULL)
+    job = startup.hub_job(rendered.merged, rendered.documents(), FULL, tmp_path)
+    assert startup.run_jobs([job], tmp_path) == []
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "jupyter-u"},
+        "spec": {
+            "containers": [{"name": "notebook", "env": [{"name": "X509_CERT_DIR", "value": "/etc/grid"}]}]
+        },
+    }
+    messages = [str(f) for f in startup._judge_pods(job, {"default": pod})]
+    assert (
+        f"{FULL}: settings.grid_ca.configmap: user pods do not mount ConfigMap 'grid-ca-certificates' read-only "
+        "at X509_CERT_DIR ('/etc/grid'; volumes [], mounts [])"
+    ) in messages, messages
+
+
 def test_kube_version_below_a_subcharts_fails(scratch) -> None:
     edit(scratch.chart / "Chart.yaml", 'kubeVersion: ">=1.30.0-0"', 'kubeVersion: ">=1.28.0-0"')
     messages = _messages(check_dependencies(scratch))

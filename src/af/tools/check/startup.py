@@ -60,6 +60,8 @@ def run_hub(job):
         "userinfo_endpoint": issuer + "/userinfo",
     }
     c = Config()
+    # z2jh's jupyterhub_config.py sets the singleuser values first, then runs jupyterhub_config.d (ours adds to them)
+    apply_z2jh_singleuser(c, job["singleuser"])
     exec(compile(job["snippet"], "jupyterhub_config.d/analysis_facility.py", "exec"), {"c": c, "__name__": "__config__"})
     services = c.JupyterHub.services if "services" in c.JupyterHub else []
     return {
@@ -78,7 +80,6 @@ def user_pods(c, job):
     from kubespawner import KubeSpawner
     c.KubeSpawner.image = job["singleuser_image"]
     c.KubeSpawner.namespace = "analysis-facility"
-    apply_z2jh_singleuser(c, job["singleuser"])
 
     async def one(profile):
         server = NS(base_url="/user/u/", url="/user/u/", host="", ip="", port=8888, bind_url="http://:8888/user/u/")
@@ -118,7 +119,9 @@ def apply_z2jh_singleuser(c, singleuser):
     c.KubeSpawner.init_containers = init
     c.KubeSpawner.extra_containers = list(singleuser.get("extraContainers") or [])
     c.KubeSpawner.extra_pod_config = dict(singleuser.get("extraPodConfig") or {})
-    c.KubeSpawner.volumes = list((singleuser.get("storage") or {}).get("extraVolumes") or [])
+    storage = singleuser.get("storage") or {}
+    c.KubeSpawner.volumes = list(storage.get("extraVolumes") or [])
+    c.KubeSpawner.volume_mounts = list(storage.get("extraVolumeMounts") or [])
 
 HEALTH_USER_POD = "(health check user)"
 
@@ -367,10 +370,39 @@ def _judge_pods(job: Job, pods: Mapping[str, dict[str, Any]]) -> list[Finding]:
                     f"through the proxy in the cluster ({servicex.get('address')!r})",
                 )
             )
+        findings += _judge_grid_ca(job, pod, container, env)
         limits = (container.get("resources") or {}).get("limits") or {}
         if "cores" in profile and float(limits.get("cpu", "nan")) != float(profile["cores"]):
             findings.append(Finding(job.blame, f"{key}.cores", f"pod cpu limit is {limits.get('cpu')!r}"))
     return findings
+
+
+def _judge_grid_ca(job: Job, pod: dict[str, Any], container: dict[str, Any], env: dict) -> list[Finding]:
+    """With ``settings.grid_ca.configmap``, the user pod mounts that ConfigMap read-only where X509_CERT_DIR
+    points."""
+    configmap = _get(job.values, "settings", "grid_ca", "configmap")
+    if not configmap:
+        return []
+    volumes = {
+        v["name"]
+        for v in pod["spec"].get("volumes") or []
+        if (v.get("configMap") or {}).get("name") == configmap
+    }
+    mounts = {
+        m["mountPath"]
+        for m in container.get("volumeMounts") or []
+        if m["name"] in volumes and m.get("readOnly")
+    }
+    if env.get("X509_CERT_DIR") in mounts:
+        return []
+    return [
+        Finding(
+            job.blame,
+            "settings.grid_ca.configmap",
+            f"user pods do not mount ConfigMap {configmap!r} read-only at X509_CERT_DIR "
+            f"({env.get('X509_CERT_DIR')!r}; volumes {sorted(volumes)}, mounts {sorted(mounts)})",
+        )
+    ]
 
 
 def run_jobs(jobs: list[Job], workdir: Path) -> list[Finding]:
