@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from hub_config import auth, culling, gateway, grid_ca, profiles, services, servicex
+from hub_config.named_items import merge_by_name
 from hub_config.settings_schema import Settings
 
 __all__ = ["configure"]
@@ -43,11 +44,6 @@ TERMINAL_SHELL = "--ServerApp.terminado_settings=shell_command=/bin/bash"
 def _configured(section: Any, key: str, default: Any) -> Any:
     """A value already set in a traitlets config section, or `default` (unset keys are lazy placeholders)."""
     return section[key] if key in section and isinstance(section[key], type(default)) else default
-
-
-def _merge_by_name(existing: list[dict[str, Any]], ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    names = {item["name"] for item in ours}
-    return [item for item in existing if item.get("name") not in names] + ours
 
 
 def configure(c: Any, settings: Settings, discovery: dict[str, str] | None = None) -> None:
@@ -71,8 +67,8 @@ def configure(c: Any, settings: Settings, discovery: dict[str, str] | None = Non
             hub_services.append(service)
             roles.append(role)
     # Merged with what the deployment set before (z2jh's own services and roles), ours win by name.
-    c.JupyterHub.services = _merge_by_name(_configured(c.JupyterHub, "services", []), hub_services)
-    c.JupyterHub.load_roles = _merge_by_name(_configured(c.JupyterHub, "load_roles", []), roles)
+    c.JupyterHub.services = merge_by_name(_configured(c.JupyterHub, "services", []), hub_services)
+    c.JupyterHub.load_roles = merge_by_name(_configured(c.JupyterHub, "load_roles", []), roles)
 
     # KubeSpawner's own section overrides Spawner's for the same trait (z2jh sets KubeSpawner.environment).
     spawner_section = c.KubeSpawner if settings.platform == "kubernetes" else c.Spawner
@@ -95,10 +91,10 @@ def configure(c: Any, settings: Settings, discovery: dict[str, str] | None = Non
         c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
         if settings.grid_ca.configmap:
             # beside the volumes z2jh configured (the home's claim, singleuser.storage.extraVolumes)
-            c.KubeSpawner.volumes = _merge_by_name(
+            c.KubeSpawner.volumes = merge_by_name(
                 _configured(c.KubeSpawner, "volumes", []), grid_ca.volumes(settings.grid_ca)
             )
-            c.KubeSpawner.volume_mounts = _merge_by_name(
+            c.KubeSpawner.volume_mounts = merge_by_name(
                 _configured(c.KubeSpawner, "volume_mounts", []), grid_ca.volume_mounts(settings.grid_ca)
             )
         if servicex.endpoint(settings):

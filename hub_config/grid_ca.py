@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub_config.named_items import merge_by_name
 from hub_config.settings_schema import GridCaSettings
 
 MOUNT_PATH = "/etc/grid-security/certificates"
@@ -48,10 +49,10 @@ def with_grid_ca(
         return dict(pod_spec), dict(container)
     env = [{"name": name, "value": value} for name, value in environment(grid_ca).items()]
     return (
-        {**pod_spec, "volumes": [*pod_spec.get("volumes", []), *volumes(grid_ca)]},
+        {**pod_spec, "volumes": merge_by_name(pod_spec.get("volumes", []), volumes(grid_ca))},
         {
             **container,
-            "volumeMounts": [*container.get("volumeMounts", []), *volume_mounts(grid_ca)],
-            "env": [*container.get("env", []), *env],
+            "volumeMounts": merge_by_name(container.get("volumeMounts", []), volume_mounts(grid_ca)),
+            "env": merge_by_name(container.get("env", []), env),
         },
     )
